@@ -1,0 +1,118 @@
+// The conflict gate's decision: (preconditions, cached version, lease, policy) → allow or 412/409/428. Pure.
+import { deny, type Decision, type Deny } from '../../core/decision.js';
+import { parseTagList, strongMatch, weakMatch, type TagList } from '../../core/preconditions.js';
+import { etagOf, isStaleClientVersion } from '../../core/versions.js';
+
+/** The precondition header fields of a write, parsed. */
+export interface Preconditions {
+  ifMatch: TagList | undefined;
+  ifNoneMatch: TagList | undefined;
+  clientVersion: string | undefined;
+}
+
+export type Requirement = 'none' | 'if-match' | 'client-version' | 'any';
+
+export type VersionOutcome = { kind: 'found'; version: string } | { kind: 'missing' } | { kind: 'store_error' };
+
+/** Claim mode: whether this write holds the lease (`off` when claim mode is disabled). */
+export type LeaseOutcome = { kind: 'off' } | { kind: 'taken' } | { kind: 'held'; remainingMs: number };
+
+export interface ConflictPolicy {
+  ifMatchStatus: 412 | 409;
+  unknownResource: 'allow' | 'deny';
+  onStoreError: 'allow' | 'deny';
+}
+
+export const STORE_RETRY_AFTER_S = 1;
+
+/** Parses the three fields; a malformed If-Match / If-None-Match is a 400, never silently ignored. */
+export function parsePreconditions(h: { ifMatch?: string; ifNoneMatch?: string; clientVersion?: string }): Preconditions | Deny {
+  let ifMatch: TagList | undefined;
+  let ifNoneMatch: TagList | undefined;
+  if (h.ifMatch !== undefined) {
+    const parsed = parseTagList(h.ifMatch);
+    if (parsed === null) return deny('conflict', 'bad_forward_request', 'If-Match is not "*" or a list of entity-tags like "8".');
+    ifMatch = parsed;
+  }
+  if (h.ifNoneMatch !== undefined) {
+    const parsed = parseTagList(h.ifNoneMatch);
+    if (parsed === null) return deny('conflict', 'bad_forward_request', 'If-None-Match is not "*" or a list of entity-tags like "8".');
+    ifNoneMatch = parsed;
+  }
+  const cv = h.clientVersion?.trim();
+  return { ifMatch, ifNoneMatch, clientVersion: cv === '' ? undefined : cv };
+}
+
+/** 428 when the resource rule demands a precondition the write does not carry (RFC 6585 §3). */
+export function checkRequirement(req: Requirement, p: Preconditions): Deny | null {
+  const missing =
+    (req === 'if-match' && p.ifMatch === undefined) ||
+    (req === 'client-version' && p.clientVersion === undefined) ||
+    (req === 'any' && p.ifMatch === undefined && p.ifNoneMatch === undefined && p.clientVersion === undefined);
+  if (!missing) return null;
+  const what = req === 'if-match' ? 'an If-Match header' : req === 'client-version' ? 'a Client-Version header' : 'If-Match, If-None-Match or Client-Version';
+  return deny('conflict', 'precondition_required', `Writes to this resource need ${what}.`);
+}
+
+function stale(code: 'precondition_failed' | 'stale_client_version', detail: string, version: string, status?: number): Deny {
+  return deny('conflict', code, detail, {
+    ...(status !== undefined ? { status } : {}),
+    headers: { ETag: etagOf(version) },
+    members: { currentVersion: version },
+  });
+}
+
+/**
+ * Evaluates a write's preconditions against the cached version, in RFC 9110 §13.2.2 order:
+ * If-Match first (strong comparison, §13.1.1); else If-None-Match (weak, §13.1.2: for an unsafe
+ * method a match is 412); then Client-Version (ordered versions compare, others must be equal).
+ *
+ * The gate is a cache in front of the upstream, so an unknown resource is the upstream's call
+ * under `unknownResource: allow`; under `deny` it is a 412, except a create guarded by
+ * `If-None-Match: *`, whose precondition is genuinely true.
+ *
+ * Claim mode: a write whose preconditions pass but whose resource is leased to another write gets
+ * 409 write_in_progress. A write that fails its preconditions gets the 412/409 instead: it would
+ * fail after the lease too.
+ */
+export function decideConflict(resourceKey: string, p: Preconditions, v: VersionOutcome, lease: LeaseOutcome, policy: ConflictPolicy): Decision {
+  if (v.kind === 'store_error') {
+    if (policy.onStoreError === 'deny') {
+      return deny('conflict', 'store_unavailable', 'The version store is unavailable; try again shortly.', {
+        headers: { 'Retry-After': String(STORE_RETRY_AFTER_S) },
+        members: { retryAfter: STORE_RETRY_AFTER_S },
+      });
+    }
+    return { kind: 'allow', headers: { 'X-Resource-Key': resourceKey, 'X-Resource-Version': '' } };
+  }
+  const current = v.kind === 'found' ? v.version : null;
+
+  if (current === null) {
+    const creating = p.ifMatch === undefined && p.ifNoneMatch === '*';
+    if (policy.unknownResource === 'deny' && !creating) {
+      return deny('conflict', 'precondition_failed', 'The resource has no known version.', {
+        ...(p.ifMatch !== undefined ? { status: policy.ifMatchStatus } : {}),
+      });
+    }
+  } else if (p.ifMatch !== undefined) {
+    if (p.ifMatch !== '*' && !strongMatch(p.ifMatch, current)) {
+      return stale('precondition_failed', `If-Match does not match the current version ${etagOf(current)}.`, current, policy.ifMatchStatus);
+    }
+  } else if (p.ifNoneMatch !== undefined) {
+    if (p.ifNoneMatch === '*' || weakMatch(p.ifNoneMatch, current)) {
+      return stale('precondition_failed', p.ifNoneMatch === '*' ? 'The resource already exists (If-None-Match: *).' : 'If-None-Match matches the current version.', current);
+    }
+  }
+  if (current !== null && p.clientVersion !== undefined && isStaleClientVersion(p.clientVersion, current)) {
+    return stale('stale_client_version', `Client-Version ${p.clientVersion} is behind the current version ${current}.`, current);
+  }
+
+  if (lease.kind === 'held') {
+    const retryAfter = Math.max(1, Math.ceil(lease.remainingMs / 1000));
+    return deny('conflict', 'write_in_progress', 'Another write to this resource is in progress.', {
+      headers: { 'Retry-After': String(retryAfter) },
+      members: { retryAfter },
+    });
+  }
+  return { kind: 'allow', headers: { 'X-Resource-Key': resourceKey, 'X-Resource-Version': current ?? '' } };
+}

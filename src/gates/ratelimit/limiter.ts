@@ -1,0 +1,114 @@
+// The rate-limit gate's shell: picks the rule, consumes a point in the store, falls back on outage.
+import { RateLimiterMemory, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { CompiledRateRule } from '../../config/compile.js';
+import { routeMatches } from '../../config/compile.js';
+import type { Decision } from '../../core/decision.js';
+import type { RequestFacts } from '../../core/forwarded.js';
+import type { Metrics } from '../../obs/metrics.js';
+import { keyLayout } from '../../store/keys.js';
+import { toStoreError, type VersionStore } from '../../store/port.js';
+import type { Claims } from '../auth/decide.js';
+import { decideRateLimit, type LimitOutcome, type RulePolicy } from './decide.js';
+
+/** Who is asking: a verified client, or an anonymous caller on a public route. */
+export interface Caller {
+  clientId: string | null;
+  claims: Claims | null;
+}
+
+interface Limiters {
+  primary: RateLimiterAbstract;
+  /** Per-replica limiter with the same rule, used while the store fails (`onStoreError: memory`). */
+  insurance: RateLimiterAbstract | null;
+}
+
+export interface RateLimitGateOptions {
+  rules: readonly CompiledRateRule[];
+  onStoreError: 'memory' | 'allow' | 'deny';
+  store: VersionStore;
+  keyPrefix: string;
+  metrics: Metrics;
+}
+
+export class RateLimitGate {
+  private readonly limiters = new Map<string, Limiters>();
+  private readonly policies = new Map<string, RulePolicy>();
+
+  constructor(private readonly opts: RateLimitGateOptions) {
+    for (const rule of opts.rules) this.policies.set(rule.name, { name: rule.name, windowS: rule.windowS, onStoreError: opts.onStoreError });
+  }
+
+  /** The first rule that matches the request, or undefined (then nothing is limited). */
+  ruleFor(facts: RequestFacts): CompiledRateRule | undefined {
+    for (const rule of this.opts.rules) if (routeMatches(rule, facts.method, facts.segments) !== null) return rule;
+    return undefined;
+  }
+
+  /** Consumes one point of the matching rule for this caller; null when no rule applies. */
+  async check(facts: RequestFacts, caller: Caller): Promise<Decision | null> {
+    const rule = this.ruleFor(facts);
+    if (!rule) return null;
+    const outcome = await this.consume(rule, limitFor(rule, caller.claims), clientKey(rule, facts, caller));
+    this.opts.metrics.rateLimitOutcome(rule.name, outcome.kind);
+    return decideRateLimit(this.policies.get(rule.name)!, outcome);
+  }
+
+  private limitersFor(rule: CompiledRateRule, limit: number): Limiters {
+    const id = `${rule.name}\0${limit}`;
+    let l = this.limiters.get(id);
+    if (!l) {
+      const spec = { keyPrefix: keyLayout(this.opts.keyPrefix).rateLimit(rule.name), points: limit, durationS: rule.windowS };
+      l = {
+        primary: this.opts.store.rateLimiter(spec),
+        insurance:
+          this.opts.store.kind === 'redis' && this.opts.onStoreError === 'memory'
+            ? new RateLimiterMemory({ keyPrefix: spec.keyPrefix, points: limit, duration: rule.windowS })
+            : null,
+      };
+      this.limiters.set(id, l);
+    }
+    return l;
+  }
+
+  private async consume(rule: CompiledRateRule, limit: number, key: string): Promise<LimitOutcome> {
+    const l = this.limitersFor(rule, limit);
+    try {
+      return fromRes(await l.primary.consume(key, 1), limit, false);
+    } catch (err) {
+      if (err instanceof RateLimiterRes) return fromRes(err, limit, false);
+      this.opts.metrics.storeError(this.opts.store.kind, 'ratelimit', toStoreError(err).code);
+      if (!l.insurance) return { kind: 'store_error' };
+      this.opts.metrics.insuranceUsed(rule.name);
+      try {
+        return fromRes(await l.insurance.consume(key, 1), limit, true);
+      } catch (res) {
+        return res instanceof RateLimiterRes ? fromRes(res, limit, true) : { kind: 'store_error' };
+      }
+    }
+  }
+}
+
+function fromRes(res: RateLimiterRes, limit: number, degraded: boolean): LimitOutcome {
+  if (res.consumedPoints > limit) return { kind: 'limited', limit, resetMs: res.msBeforeNext, degraded };
+  return { kind: 'allowed', limit, remaining: res.remainingPoints, resetMs: res.msBeforeNext, degraded };
+}
+
+/** The effective limit: the first override whose claim has the given value, else the rule's. */
+export function limitFor(rule: CompiledRateRule, claims: Claims | null): number {
+  if (claims) for (const o of rule.overrides) if (String(claims[o.claim] ?? '') === o.value && claims[o.claim] !== undefined) return o.limit;
+  return rule.limit;
+}
+
+/**
+ * The bucket a request counts against. Namespaced so a `sub` that looks like an IP never shares
+ * a bucket with that IP: `c:<client>`, `ip:<address>`, `claim:<name>=<value>`. A claim-keyed rule
+ * falls back to the client (or IP) when the token lacks that claim.
+ */
+export function clientKey(rule: CompiledRateRule, facts: RequestFacts, caller: Caller): string {
+  if (rule.by.kind === 'claim' && caller.claims) {
+    const v = caller.claims[rule.by.claim];
+    if (typeof v === 'string' || typeof v === 'number') return `claim:${rule.by.claim}=${v}`;
+  }
+  if (rule.by.kind === 'ip' || caller.clientId === null) return `ip:${facts.clientIp}`;
+  return `c:${caller.clientId}`;
+}

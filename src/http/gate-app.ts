@@ -1,0 +1,101 @@
+// The main listener: /auth (one handler: facts → runPipeline → response), /healthz, /readyz.
+import type { HttpBindings } from '@hono/node-server';
+import { Hono, type Context } from 'hono';
+import { deny, type Deny } from '../core/decision.js';
+import { readForwarded, type HeaderGetter, type IpClassifier } from '../core/forwarded.js';
+import { problemResponse, renderProblem, type ProblemResponse } from '../core/problem.js';
+import type { Logger } from '../obs/log.js';
+import type { Metrics } from '../obs/metrics.js';
+import { runPipeline, type Gates } from '../pipeline.js';
+import { REPLAY_HEADER, REQUEST_ID_HEADER } from './headers.js';
+import { ReplayCache } from './replay.js';
+
+export interface GateAppDeps {
+  gates: Gates;
+  classifyIp: IpClassifier;
+  replay: ReplayCache;
+  metrics: Metrics;
+  log: Logger;
+  /** True when the store answers and auth keys are loaded. */
+  ready: () => { ready: boolean; checks: Record<string, boolean> };
+  /** Extra routes (dev mode serves its JWKS here). */
+  extra?: (app: Hono<{ Bindings: HttpBindings }>) => void;
+}
+
+type Ctx = Context<{ Bindings: HttpBindings }>;
+
+/** Header lookup straight from Node's parsed headers (no Headers object per request). */
+function headerGetter(c: Ctx): HeaderGetter {
+  const incoming = c.env?.incoming;
+  if (incoming) {
+    const h = incoming.headers;
+    return (name) => {
+      const v = h[name];
+      return Array.isArray(v) ? v.join(', ') : v;
+    };
+  }
+  return (name) => c.req.header(name);
+}
+
+function send(c: Ctx, res: ProblemResponse): Response {
+  return c.body(res.body, res.status as 400, res.headers);
+}
+
+export function createGateApp(deps: GateAppDeps): Hono<{ Bindings: HttpBindings }> {
+  const { gates, classifyIp, replay, metrics, log } = deps;
+  const app = new Hono<{ Bindings: HttpBindings }>();
+
+  const denied = (c: Ctx, d: Deny, ctx: { method?: string; path?: string; ip?: string }, requestId: string | undefined, fingerprint: string | undefined, started: number): Promise<Response> | Response => {
+    metrics.decision(d.gate, d.code);
+    metrics.observeLatency(false, (performance.now() - started) / 1000);
+    const res = renderProblem(d);
+    log.info({ gate: d.gate, code: d.code, status: res.status, method: ctx.method, path: ctx.path, client: ctx.ip }, 'denied');
+    if (requestId !== undefined && fingerprint !== undefined) {
+      return replay.remember(requestId, fingerprint, res).then(() => send(c, res));
+    }
+    return send(c, res);
+  };
+
+  app.all('/auth', async (c) => {
+    const started = performance.now();
+    const get = headerGetter(c);
+    const peerRaw = c.env?.incoming?.socket?.remoteAddress ?? '';
+    const peer = classifyIp(peerRaw);
+    if (peer === null || !peer.trusted) {
+      return denied(c, deny('forward', 'untrusted_source', 'Only a trusted proxy may call /auth.'), { ip: peer?.ip }, undefined, undefined, started);
+    }
+
+    const rawId = get(REQUEST_ID_HEADER);
+    const requestId = rawId !== undefined && ReplayCache.ID_RE.test(rawId) ? rawId : undefined;
+    const fingerprint = requestId ? `${get('x-forwarded-method') ?? get('x-original-method') ?? ''} ${get('x-forwarded-uri') ?? get('x-original-uri') ?? ''}` : undefined;
+    if (requestId !== undefined && get(REPLAY_HEADER) !== undefined) {
+      const kept = await replay.recall(requestId, fingerprint!);
+      if (kept !== null) {
+        metrics.decision('replay', 'replayed');
+        return send(c, kept);
+      }
+    }
+
+    const facts = readForwarded(get, peer.ip, classifyIp);
+    if ('kind' in facts) return denied(c, facts, { ip: peer.ip }, requestId, fingerprint, started);
+
+    const decision = await runPipeline(facts, gates);
+    if (decision.kind === 'deny') return denied(c, decision, { method: facts.method, path: facts.path, ip: facts.clientIp }, requestId, fingerprint, started);
+    metrics.decision('pipeline', 'allow');
+    metrics.observeLatency(true, (performance.now() - started) / 1000);
+    return c.body(null, 200, decision.headers);
+  });
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', (c) => {
+    const r = deps.ready();
+    return c.json({ status: r.ready ? 'ready' : 'not_ready', checks: r.checks }, r.ready ? 200 : 503);
+  });
+  deps.extra?.(app);
+  app.notFound((c) => send(c, problemResponse({ status: 404, code: 'not_found', title: 'Not found', detail: 'The gate answers /auth, /healthz and /readyz.' })));
+  app.onError((err, c) => {
+    log.error({ err }, 'unexpected error answering a request');
+    return send(c, problemResponse({ status: 500, code: 'internal_error', title: 'Internal error', detail: 'The gate failed to decide; see its logs.' }));
+  });
+  return app;
+}

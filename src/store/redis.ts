@@ -1,0 +1,180 @@
+// Redis adapter (ioredis): one Lua script per operation (EVALSHA via defineCommand), fail-fast client.
+import { Redis } from 'ioredis';
+import { RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { keyLayout, type KeyLayout } from './keys.js';
+import { StoreError, toStoreError, type ClaimResult, type LimiterSpec, type PublishResult, type VersionStore } from './port.js';
+
+// Ordered versions (`12`, `2.4.1`) compare component by component as big integers; `1.0` == `1`.
+// This is core/versions.ts#compareOrdered in Lua: publish-if-newer must be atomic in Redis.
+const LUA_ORDER = `
+local function ordered(s)
+  if not s or s == '' then return false end
+  for part in (s .. '.'):gmatch('([^.]*)%.') do
+    if not part:match('^%d+$') then return false end
+  end
+  return true
+end
+local function cmpPart(a, b)
+  a = a:gsub('^0+(%d)', '%1'); b = b:gsub('^0+(%d)', '%1')
+  if #a ~= #b then return #a < #b and -1 or 1 end
+  if a == b then return 0 end
+  return a < b and -1 or 1
+end
+local function cmp(a, b)
+  local pa, pb = {}, {}
+  for p in (a .. '.'):gmatch('([^.]*)%.') do pa[#pa + 1] = p end
+  for p in (b .. '.'):gmatch('([^.]*)%.') do pb[#pb + 1] = p end
+  for i = 1, math.max(#pa, #pb) do
+    local c = cmpPart(pa[i] or '0', pb[i] or '0')
+    if c ~= 0 then return c end
+  end
+  return 0
+end
+`;
+
+/** KEYS: ver, claim. ARGV: leaseMs, token. → {version|nil, 'taken'|'held', remainingMs} */
+const LUA_CLAIM = `
+local v = redis.call('GET', KEYS[1])
+local bound = v or ''
+local c = redis.call('GET', KEYS[2])
+if c then
+  local sep = string.find(c, ':', 1, true)
+  if sep and string.sub(c, sep + 1) == bound then
+    return {v, 'held', redis.call('PTTL', KEYS[2])}
+  end
+end
+redis.call('SET', KEYS[2], ARGV[2] .. ':' .. bound, 'PX', ARGV[1])
+return {v, 'taken', 0}
+`;
+
+/** KEYS: claim. ARGV: token. */
+const LUA_RELEASE = `
+local c = redis.call('GET', KEYS[1])
+if c and string.sub(c, 1, #ARGV[1] + 1) == ARGV[1] .. ':' then redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+/** KEYS: ver, claim. ARGV: version. → {'ok'|'stale', previous|nil} */
+const LUA_PUBLISH = `${LUA_ORDER}
+local cur = redis.call('GET', KEYS[1])
+if cur and ordered(ARGV[1]) and ordered(cur) and cmp(ARGV[1], cur) < 0 then
+  return {'stale', cur}
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+return {'ok', cur}
+`;
+
+interface ScriptClient extends Redis {
+  cgClaim(ver: string, claim: string, leaseMs: number, token: string): Promise<[string | null, 'taken' | 'held', number]>;
+  cgRelease(claim: string, token: string): Promise<number>;
+  cgPublish(ver: string, claim: string, version: string): Promise<['ok' | 'stale', string | null]>;
+}
+
+export interface RedisStoreOptions {
+  url: string;
+  keyPrefix: string;
+  commandTimeoutMs: number;
+  connectTimeoutMs: number;
+  /** Told of connection errors (already rate-limited by ioredis' reconnect backoff). */
+  onConnectionError?: (message: string) => void;
+}
+
+export class RedisStore implements VersionStore {
+  readonly kind = 'redis' as const;
+  readonly client: ScriptClient;
+  private readonly keys: KeyLayout;
+
+  constructor(opts: RedisStoreOptions) {
+    this.keys = keyLayout(opts.keyPrefix);
+    const client = new Redis(opts.url, {
+      // Fail fast: no queueing while disconnected, a bound on every command.
+      enableOfflineQueue: false,
+      commandTimeout: opts.commandTimeoutMs,
+      connectTimeout: opts.connectTimeoutMs,
+      maxRetriesPerRequest: 0,
+      retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+      lazyConnect: false,
+    });
+    client.on('error', (err: Error) => opts.onConnectionError?.(err.message));
+    client.defineCommand('cgClaim', { numberOfKeys: 2, lua: LUA_CLAIM });
+    client.defineCommand('cgRelease', { numberOfKeys: 1, lua: LUA_RELEASE });
+    client.defineCommand('cgPublish', { numberOfKeys: 2, lua: LUA_PUBLISH });
+    this.client = client as ScriptClient;
+  }
+
+  private async run<T>(op: () => Promise<T>): Promise<T> {
+    if (this.client.status !== 'ready') throw new StoreError('not_ready', 'redis is not connected');
+    try {
+      return await op();
+    } catch (err) {
+      throw toStoreError(err);
+    }
+  }
+
+  getVersion(key: string): Promise<string | null> {
+    return this.run(() => this.client.get(this.keys.version(key)));
+  }
+
+  async claim(key: string, leaseMs: number, token: string): Promise<ClaimResult> {
+    const [version, state, ttl] = await this.run(() => this.client.cgClaim(this.keys.version(key), this.keys.claim(key), leaseMs, token));
+    return {
+      version: version ?? null,
+      claim: state === 'held' ? { kind: 'held', remainingMs: Math.max(Number(ttl), 1) } : { kind: 'taken' },
+    };
+  }
+
+  async release(key: string, token: string): Promise<void> {
+    await this.run(() => this.client.cgRelease(this.keys.claim(key), token));
+  }
+
+  async publish(key: string, version: string): Promise<PublishResult> {
+    const [state, other] = await this.run(() => this.client.cgPublish(this.keys.version(key), this.keys.claim(key), version));
+    return state === 'stale' ? { kind: 'stale', current: other! } : { kind: 'published', previous: other ?? null };
+  }
+
+  async remove(key: string): Promise<boolean> {
+    const [[, removed]] = (await this.run(() => this.client.multi().del(this.keys.version(key)).del(this.keys.claim(key)).exec())) as [[null, number], [null, number]];
+    return removed > 0;
+  }
+
+  async remember(id: string, value: string, ttlMs: number): Promise<void> {
+    await this.run(() => this.client.set(this.keys.replay(id), value, 'PX', ttlMs));
+  }
+
+  recall(id: string): Promise<string | null> {
+    return this.run(() => this.client.get(this.keys.replay(id)));
+  }
+
+  rateLimiter(spec: LimiterSpec): RateLimiterAbstract {
+    return new RateLimiterRedis({
+      storeClient: this.client,
+      keyPrefix: spec.keyPrefix,
+      points: spec.points,
+      duration: spec.durationS,
+      rejectIfRedisNotReady: true,
+      // Once Redis says a client is over, answer locally until its window ends (no round trip).
+      inMemoryBlockOnConsumed: spec.points + 1,
+    });
+  }
+
+  isReady(): boolean {
+    return this.client.status === 'ready';
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      return (await this.run(() => this.client.ping())) === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.client.quit();
+    } catch {
+      this.client.disconnect();
+    }
+  }
+}
