@@ -6,10 +6,7 @@ import { parseArgs } from 'node:util';
 import { compileConfig } from './config/compile.js';
 import { loadConfigFile, loadConfigText, type ConfigIssue, type Env } from './config/load.js';
 import { configJsonSchema } from './config/schema.js';
-import { createDevKit, devBanner, devConfigYaml, DEV_SEEDED } from './dev.js';
-import { createLogger, isLogLevel } from './obs/log.js';
-import { createDeps, startServer } from './server.js';
-import { MemoryStore } from './store/memory.js';
+import { isLogLevel } from './obs/log.js';
 
 const USAGE = `conflict-gate: forward-auth sidecar (JWT, shared rate limits, stale-write protection)
 
@@ -97,7 +94,13 @@ export async function main(argv: string[], env: Env): Promise<number> {
     return 0;
   }
 
-  // serve
+  // serve: the server's modules load only here, so check/schema/--help start fast.
+  const [{ createDevKit, devBanner, devConfigYaml, DEV_SEEDED }, { createLogger }, { createDeps, startServer }, { MemoryStore }] = await Promise.all([
+    import('./dev.js'),
+    import('./obs/log.js'),
+    import('./server.js'),
+    import('./store/memory.js'),
+  ]);
   const envProblems = envIssues(env);
   if (envProblems.length > 0) {
     printIssues('environment', envProblems);

@@ -2,12 +2,12 @@
 import { readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import { importSPKI, importX509, createLocalJWKSet, type JSONWebKeySet } from 'jose';
-import { compilePattern, patternProblem, type PathMatcher, type Segments } from '../core/paths.js';
+import { compilePattern, type PathMatcher, type Segments } from '../core/paths.js';
 import type { IpClassifier } from '../core/forwarded.js';
 import { durationMs } from '../core/durations.js';
 import type { KeySource } from '../gates/auth/verify.js';
 import type { ConfigIssue } from './load.js';
-import type { Algorithm, Config } from './schema.js';
+import { DEFAULT_ASYMMETRIC_ALGORITHMS, parseCidr, type Algorithm, type Config } from './schema.js';
 
 /** A method set (null = any method) plus a path matcher. */
 export interface Route {
@@ -61,8 +61,6 @@ export interface Compiled {
 
 export type CompileResult = { ok: true; compiled: Compiled } | { ok: false; issues: ConfigIssue[] };
 
-const HMAC = new Set(['HS256', 'HS384', 'HS512']);
-const DEFAULT_ASYMMETRIC: Algorithm[] = ['RS256', 'ES256', 'EdDSA'];
 
 /** Does the route apply to this method and path? */
 export function routeMatches(r: Route, method: string, segments: Segments): Record<string, string> | null {
@@ -82,73 +80,21 @@ export async function compileConfig(config: Config, opts: { baseDir?: string } =
 
   // server
   const blocks = new BlockList();
-  config.server.trustedProxies.forEach((cidr, i) => {
-    const parsed = parseCidr(cidr);
-    if (!parsed) issue(`server.trustedProxies[${i}]`, 'expected an IP address or CIDR like "10.0.0.0/8"');
-    else blocks.addSubnet(parsed.ip, parsed.prefix, parsed.family);
-  });
-
-  // patterns (checked before anything compiles them)
-  const checkPattern = (path: string, pattern: string | undefined) => {
-    const p = pattern === undefined ? null : patternProblem(pattern);
-    if (p) issue(path, p);
-    return p === null;
-  };
+  for (const cidr of config.server.trustedProxies) {
+    const parsed = parseCidr(cidr)!;
+    blocks.addSubnet(parsed.ip, parsed.prefix, parsed.family);
+  }
 
   // auth
   const a = config.auth;
-  const sources = (['jwksUrl', 'jwksFile', 'publicKeyFile', 'secret'] as const).filter((k) => a[k] !== undefined);
-  if (sources.length !== 1) issue('auth', `exactly one of jwksUrl, jwksFile, publicKeyFile, secret is required${sources.length > 1 ? ` (got ${sources.join(', ')})` : ''}`);
-  const hmacSource = a.secret !== undefined;
-  const algorithms: Algorithm[] = a.algorithms ?? (hmacSource ? ['HS256'] : DEFAULT_ASYMMETRIC);
-  algorithms.forEach((alg, i) => {
-    if (hmacSource && !HMAC.has(alg)) issue(`auth.algorithms[${i}]`, `${alg} needs a public key, but auth.secret is an HMAC secret`);
-    // The key-confusion guard: an HMAC algorithm must never be verified with a public key as secret.
-    if (!hmacSource && HMAC.has(alg)) issue(`auth.algorithms[${i}]`, `${alg} is an HMAC algorithm; it is only allowed with auth.secret`);
-  });
+  const algorithms: Algorithm[] = a.algorithms ?? (a.secret !== undefined ? ['HS256'] : DEFAULT_ASYMMETRIC_ALGORITHMS);
+  // The schema made sure exactly one source is set; here the keys are read and imported.
   let source: KeySource | undefined;
-  if (sources.length === 1) {
-    if (a.jwksUrl !== undefined) source = { kind: 'remote', url: new URL(a.jwksUrl) };
-    else if (a.jwksFile !== undefined) source = readJwksFile(resolveFile(a.jwksFile), issue);
-    else if (a.publicKeyFile !== undefined) source = await readPublicKey(resolveFile(a.publicKeyFile), algorithms, issue);
-    else if (a.secret !== undefined) source = await importSecret(a.secret, algorithms, issue);
-  }
-  a.publicRoutes.forEach((r, i) => checkPattern(`auth.publicRoutes[${i}]`, r.slice(r.indexOf('/'))));
-  a.publicRoutes.forEach((r, i) => {
-    const sp = r.indexOf(' ');
-    const m = sp === -1 ? null : r.slice(0, sp);
-    if (m !== null && !['GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH', 'DELETE', 'TRACE', 'CONNECT'].includes(m)) issue(`auth.publicRoutes[${i}]`, `unknown method ${m}`);
-  });
-  a.requireScopes.forEach((r, i) => checkPattern(`auth.requireScopes[${i}].path`, r.path));
-  const lowerHeaders = new Set<string>();
-  for (const header of Object.keys(a.forwardClaims)) {
-    const lower = header.toLowerCase();
-    if (RESERVED_HEADERS.has(lower)) issue(`auth.forwardClaims.${header}`, 'this header is set by the gate itself');
-    if (lowerHeaders.has(lower)) issue(`auth.forwardClaims.${header}`, 'duplicate header name');
-    lowerHeaders.add(lower);
-  }
-
-  // rate limit
-  const names = new Set<string>();
-  config.rateLimit.rules.forEach((r, i) => {
-    if (names.has(r.name)) issue(`rateLimit.rules[${i}].name`, `duplicate rule name "${r.name}"`);
-    names.add(r.name);
-    checkPattern(`rateLimit.rules[${i}].path`, r.path);
-    const ms = durationMs(r.window);
-    if (ms < 1000 || ms % 1000 !== 0) issue(`rateLimit.rules[${i}].window`, 'expected whole seconds, at least "1s"');
-  });
-
-  // conflict
+  if (a.jwksUrl !== undefined) source = { kind: 'remote', url: new URL(a.jwksUrl) };
+  else if (a.jwksFile !== undefined) source = readJwksFile(resolveFile(a.jwksFile), issue);
+  else if (a.publicKeyFile !== undefined) source = await readPublicKey(resolveFile(a.publicKeyFile), algorithms, issue);
+  else if (a.secret !== undefined) source = await importSecret(a.secret, algorithms, issue);
   const leaseMs = durationMs(config.conflict.claim.lease);
-  if (leaseMs < 1) issue('conflict.claim.lease', 'expected a duration above 0');
-  config.conflict.resources.forEach((r, i) => {
-    if (!checkPattern(`conflict.resources[${i}].path`, r.path)) return;
-    const params = new Set(r.path.split('/').filter((s) => s.startsWith(':')).map((s) => s.slice(1)));
-    for (const m of r.key.matchAll(/\{([^}]*)\}/g)) {
-      if (!params.has(m[1]!)) issue(`conflict.resources[${i}].key`, `{${m[1]}} is not a parameter of the path ${r.path}`);
-    }
-  });
-
   if (issues.length > 0 || source === undefined) return { ok: false, issues };
 
   const compiled: Compiled = {
@@ -211,9 +157,6 @@ export async function compileConfig(config: Config, opts: { baseDir?: string } =
   return { ok: true, compiled: deepFreeze(compiled) };
 }
 
-/** Identity headers the gate sets itself; forwardClaims may not reuse them. */
-const RESERVED_HEADERS = new Set(['x-auth-subject', 'x-auth-scopes', 'x-resource-key', 'x-resource-version', 'ratelimit', 'ratelimit-policy']);
-
 function keyTemplate(template: string): (params: Record<string, string>) => string {
   const parts = template.split(/(\{[^}]*\})/);
   return (params) => {
@@ -221,17 +164,6 @@ function keyTemplate(template: string): (params: Record<string, string>) => stri
     for (const p of parts) out += p.startsWith('{') && p.endsWith('}') ? (params[p.slice(1, -1)] ?? '') : p;
     return out;
   };
-}
-
-export function parseCidr(text: string): { ip: string; prefix: number; family: 'ipv4' | 'ipv6' } | null {
-  const [ip, prefixText, extra] = text.trim().split('/');
-  if (ip === undefined || extra !== undefined) return null;
-  const v = isIP(ip);
-  if (v === 0) return null;
-  const max = v === 4 ? 32 : 128;
-  const prefix = prefixText === undefined ? max : /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : NaN;
-  if (!(prefix >= 0 && prefix <= max)) return null;
-  return { ip, prefix, family: v === 4 ? 'ipv4' : 'ipv6' };
 }
 
 /** Strips a port or brackets and unmaps `::ffff:a.b.c.d`; null when what is left is no IP address. */

@@ -32,19 +32,17 @@ export function loadConfigFile(file: string, env: Env): LoadResult {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : 'cannot be read';
-    return { ok: false, issues: [{ path: '(file)', message: `${file}: ${why}` }] };
+    return { ok: false, issues: [{ path: file, message: why }] };
   }
-  return loadConfigText(text, env);
+  return loadConfigText(text, env, file);
 }
 
 /** Validates config text (YAML). Never throws for bad input. */
-export function loadConfigText(text: string, env: Env): LoadResult {
+export function loadConfigText(text: string, env: Env, source = '(config)'): LoadResult {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    return {
-      ok: false,
-      issues: doc.errors.map((e) => ({ path: '(yaml)', message: `invalid YAML: ${e.message.split('\n')[0]}` })),
-    };
+    // prettyErrors: the first line ends "at line L, column C:", followed by a source excerpt.
+    return { ok: false, issues: doc.errors.map((e) => ({ path: source, message: `invalid YAML: ${e.message.split('\n')[0]!.replace(/:$/, '')}` })) };
   }
   const raw: unknown = doc.toJS() ?? {};
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
@@ -54,7 +52,11 @@ export function loadConfigText(text: string, env: Env): LoadResult {
   const interpolated = interpolate(raw, [], env, issues);
   applyEnvOverrides(interpolated as Record<string, unknown>, env, issues);
   const parsed = configSchema.safeParse(interpolated);
-  if (!parsed.success) issues.push(...parsed.error.issues.flatMap(describeIssue));
+  if (!parsed.success) {
+    // A field whose ${VAR} is unset is reported once, as that, not again as a type error.
+    const unset = new Set(issues.map((i) => i.path));
+    issues.push(...parsed.error.issues.flatMap(describeIssue).filter((i) => !unset.has(i.path)));
+  }
   if (issues.length > 0) return { ok: false, issues };
   return { ok: true, config: parsed.data as Config };
 }
@@ -139,6 +141,10 @@ function describeIssue(issue: ZodIssue): ConfigIssue[] {
     return issue.keys.map((k) => ({ path: renderPath([...issue.path, k]), message: 'unknown key' }));
   }
   const path = renderPath(issue.path);
+  // Our own messages (schema.ts) say what is expected already; zod's defaults start "Invalid".
+  if (issue.code !== 'invalid_union' && !issue.message.startsWith('Invalid') && !/^(Too|Expected|Number must|String must)/.test(issue.message)) {
+    return [{ path, message: issue.message }];
+  }
   if (issue.code === 'invalid_type') {
     if (/received undefined$/.test(issue.message)) return [{ path, message: 'required' }];
     const received = /received (\w+)$/.exec(issue.message)?.[1];

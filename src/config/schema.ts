@@ -1,8 +1,15 @@
 // The config file's shape: zod schema, strict at every level, and the single home of defaults.
+import { isIP } from 'node:net';
 import { z } from 'zod';
+import { patternProblem } from '../core/paths.js';
 
 const DURATION_RE = /^\d+(ms|s|m|h)$/;
-const duration = () => z.string().regex(DURATION_RE, { message: 'expected a duration like "60s"' });
+const DURATION_MSG = 'expected a duration like "60s"';
+const duration = () => z.string({ message: DURATION_MSG }).regex(DURATION_RE, { message: DURATION_MSG });
+/** A rate-limit window: whole seconds (rate-limiter-flexible counts in seconds). */
+const windowDuration = () =>
+  duration().refine((d) => /^\d+(s|m|h)$/.test(d) && !/^0+[smh]$/.test(d), { message: 'expected whole seconds, at least "1s"' });
+const positiveDuration = () => duration().refine((d) => !/^0+(ms|s|m|h)$/.test(d), { message: 'expected a duration above 0' });
 
 export const METHODS = ['GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH', 'DELETE', 'TRACE', 'CONNECT'] as const;
 const method = z.enum(METHODS, { message: `expected one of ${METHODS.join(', ')}` });
@@ -16,19 +23,53 @@ export const ALGORITHMS = [
   'EdDSA', 'Ed25519',
 ] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];
+export const HMAC_ALGORITHMS: ReadonlySet<string> = new Set(['HS256', 'HS384', 'HS512']);
+/** Used when auth.algorithms is not set and the key source is asymmetric. */
+export const DEFAULT_ASYMMETRIC_ALGORITHMS: Algorithm[] = ['RS256', 'ES256', 'EdDSA'];
+const KEY_SOURCES = ['jwksUrl', 'jwksFile', 'publicKeyFile', 'secret'] as const;
+/** Headers the gate sets itself; forwardClaims may not reuse them. */
+const GATE_HEADERS: ReadonlySet<string> = new Set(['x-auth-subject', 'x-auth-scopes', 'x-resource-key', 'x-resource-version', 'ratelimit', 'ratelimit-policy']);
 
 const PATH_RE = /^\/[^\s?#]*$/;
-const pathPattern = () => z.string().regex(PATH_RE, { message: 'expected a path pattern starting with "/", like "/api/orders/:id"' });
-const ROUTE_RE = /^(?:[A-Z]+ )?\/[^\s?#]*$/;
-const route = z.string().regex(ROUTE_RE, { message: 'expected "METHOD /pattern" or "/pattern"' });
+const PATH_MSG = 'expected a path pattern starting with "/", like "/api/orders/:id"';
+const pathPattern = () =>
+  z
+    .string({ message: PATH_MSG })
+    .regex(PATH_RE, { message: PATH_MSG })
+    .superRefine((p, ctx) => {
+      const problem = patternProblem(p);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    });
+const ROUTE_RE = new RegExp(`^(?:(?:${METHODS.join('|')}) )?\\/[^\\s?#]*$`);
+const ROUTE_MSG = `expected "METHOD /pattern" or "/pattern" (METHOD one of ${METHODS.join(', ')})`;
+const route = z
+  .string({ message: ROUTE_MSG })
+  .regex(ROUTE_RE, { message: ROUTE_MSG })
+  .superRefine((r, ctx) => {
+    const problem = patternProblem(r.slice(r.indexOf('/')));
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+const cidr = z.string().refine((c) => parseCidr(c) !== null, { message: 'expected an IP address or CIDR like "10.0.0.0/8"' });
 const headerName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, { message: 'expected an HTTP header name' });
+
+/** `10.0.0.0/8`, `::1/128` or a bare address; null when malformed. */
+export function parseCidr(text: string): { ip: string; prefix: number; family: 'ipv4' | 'ipv6' } | null {
+  const [ip, prefixText, extra] = text.trim().split('/');
+  if (ip === undefined || extra !== undefined) return null;
+  const v = isIP(ip);
+  if (v === 0) return null;
+  const max = v === 4 ? 32 : 128;
+  const prefix = prefixText === undefined ? max : /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : NaN;
+  if (!(prefix >= 0 && prefix <= max)) return null;
+  return { ip, prefix, family: v === 4 ? 'ipv4' : 'ipv6' };
+}
 
 export const DEFAULT_TRUSTED_PROXIES = [
   '127.0.0.0/8', '::1/128', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7',
 ];
 
 const server = z.strictObject({
-  trustedProxies: z.array(z.string()).default(DEFAULT_TRUSTED_PROXIES),
+  trustedProxies: z.array(cidr).default(DEFAULT_TRUSTED_PROXIES),
   port: z.number().int().min(0).max(65535).default(8080),
   adminPort: z.number().int().min(0).max(65535).default(9090),
   host: z.string().default('0.0.0.0'),
@@ -73,6 +114,24 @@ const auth = z.strictObject({
   /** Remote JWKS: refetch keys this often even when every `kid` is known (rotation). */
   jwksMaxAge: duration().default('10m'),
   jwksTimeout: duration().default('5s'),
+}).superRefine((a, ctx) => {
+  const sources = KEY_SOURCES.filter((k) => a[k] !== undefined);
+  if (sources.length !== 1) {
+    ctx.addIssue({ code: 'custom', message: `exactly one of ${KEY_SOURCES.join(', ')} is required${sources.length > 1 ? ` (got ${sources.join(', ')})` : ''}` });
+  }
+  const hmacSource = a.secret !== undefined;
+  a.algorithms?.forEach((alg, i) => {
+    if (hmacSource && !HMAC_ALGORITHMS.has(alg)) ctx.addIssue({ code: 'custom', path: ['algorithms', i], message: `${alg} needs a public key, but auth.secret is an HMAC secret` });
+    // The key-confusion guard: an HMAC algorithm must never verify with a public key as its secret.
+    if (!hmacSource && HMAC_ALGORITHMS.has(alg)) ctx.addIssue({ code: 'custom', path: ['algorithms', i], message: `${alg} is an HMAC algorithm; it is only allowed with auth.secret` });
+  });
+  const seen = new Set<string>();
+  for (const header of Object.keys(a.forwardClaims)) {
+    const lower = header.toLowerCase();
+    if (GATE_HEADERS.has(lower)) ctx.addIssue({ code: 'custom', path: ['forwardClaims', header], message: 'this header is set by the gate itself' });
+    else if (seen.has(lower)) ctx.addIssue({ code: 'custom', path: ['forwardClaims', header], message: 'duplicate header name' });
+    seen.add(lower);
+  }
 });
 
 const claimName = /^claim:[A-Za-z0-9_.:-]+$/;
@@ -81,7 +140,7 @@ const rateRule = z.strictObject({
   methods: z.array(method).optional(),
   path: pathPattern().optional(),
   limit: z.number().int().min(1),
-  window: duration(),
+  window: windowDuration(),
   /** What identifies a client: `client` (auth.clientIdClaim; the IP on public routes), `ip`, or `claim:<name>`. */
   by: z.union([z.literal('client'), z.literal('ip'), z.string().regex(claimName, { message: 'expected "client", "ip" or "claim:<name>"' })]).default('client'),
   /** Per-claim-value limits, first match wins: `{ claim: plan, value: pro, limit: 1000 }`. */
@@ -94,7 +153,22 @@ const rateRule = z.strictObject({
 
 const rateLimit = z.strictObject({
   onStoreError: z.enum(['memory', 'allow', 'deny'], { message: 'expected memory, allow or deny' }).default('memory'),
-  rules: z.array(rateRule).default([]),
+  rules: z
+    .array(rateRule)
+    .default([])
+    .superRefine(
+      (rules, ctx) => {
+        const seen = new Set<unknown>();
+        rules.forEach((r, i) => {
+          const name = (r as { name?: unknown } | undefined)?.name;
+          if (typeof name !== 'string') return;
+          if (seen.has(name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate rule name "${name}"` });
+          seen.add(name);
+        });
+      },
+      // Run even when a rule has other problems, so every problem is reported in one go.
+      { when: (payload) => Array.isArray(payload.value) },
+    ),
 });
 
 const resource = z.strictObject({
@@ -102,13 +176,18 @@ const resource = z.strictObject({
   key: z.string().min(1),
   require: z.enum(['none', 'if-match', 'client-version', 'any'], { message: 'expected none, if-match, client-version or any' }).default('none'),
   methods: z.array(z.enum(['POST', 'PUT', 'PATCH', 'DELETE'], { message: 'expected POST, PUT, PATCH or DELETE' })).optional(),
+}).superRefine((r, ctx) => {
+  const params = new Set(r.path.split('/').filter((s) => s.startsWith(':')).map((s) => s.slice(1)));
+  for (const m of r.key.matchAll(/\{([^}]*)\}/g)) {
+    if (!params.has(m[1]!)) ctx.addIssue({ code: 'custom', path: ['key'], message: `{${m[1]}} is not a parameter of the path ${r.path}` });
+  }
 });
 
 const conflict = z.strictObject({
   ifMatchStatus: z.union([z.literal(412), z.literal(409)], { message: 'expected 412 or 409' }).default(412),
   unknownResource: z.enum(['allow', 'deny'], { message: 'expected allow or deny' }).default('allow'),
   onStoreError: z.enum(['allow', 'deny'], { message: 'expected allow or deny' }).default('allow'),
-  claim: z.strictObject({ enabled: z.boolean().default(false), lease: duration().default('5s') }).prefault({}),
+  claim: z.strictObject({ enabled: z.boolean().default(false), lease: positiveDuration().default('5s') }).prefault({}),
   resources: z.array(resource).default([]),
 });
 

@@ -26,9 +26,8 @@ type Ctx = Context<{ Bindings: HttpBindings }>;
 
 /** Header lookup straight from Node's parsed headers (no Headers object per request). */
 function headerGetter(c: Ctx): HeaderGetter {
-  const incoming = c.env?.incoming;
-  if (incoming) {
-    const h = incoming.headers;
+  const h = c.env?.incoming?.headers;
+  if (h) {
     return (name) => {
       const v = h[name];
       return Array.isArray(v) ? v.join(', ') : v;

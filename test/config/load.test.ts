@@ -1,0 +1,214 @@
+// Every config problem the contract names: one fixture each, the exact message, exit code 2, no stack.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { compileConfig } from '../../src/config/compile.js';
+import { loadConfigFile, loadConfigText } from '../../src/config/load.js';
+import { configJsonSchema } from '../../src/config/schema.js';
+import { ROOT, runCli } from '../helpers/gate.js';
+
+const FIX = join(ROOT, 'test/fixtures/config');
+const ALGS = 'HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA, Ed25519';
+
+const CASES: [fixture: string, lines: string[], env?: Record<string, string>][] = [
+  ['window-not-duration', ['rateLimit.rules[1].window: expected a duration like "60s"']],
+  ['window-not-whole-seconds', ['rateLimit.rules[1].window: expected whole seconds, at least "1s"']],
+  ['unknown-key', ['rateLimit.rules[0].requestsperunit: unknown key']],
+  ['unknown-section', ['ratelimit: unknown key']],
+  ['limit-zero', ['rateLimit.rules[0].limit: expected a number >= 1']],
+  ['limit-not-number', ['rateLimit.rules[0].limit: expected a number, got string']],
+  ['duplicate-rule-name', ['rateLimit.rules[1].name: duplicate rule name "a"']],
+  ['bad-enum', ['rateLimit.onStoreError: expected memory, allow or deny']],
+  ['bad-cidr', ['server.trustedProxies[0]: expected an IP address or CIDR like "10.0.0.0/8"']],
+  ['bad-store-url', ['store.url: expected "memory" or a redis:// URL']],
+  ['bad-route', ['auth.publicRoutes[0]: expected "METHOD /pattern" or "/pattern" (METHOD one of GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE, TRACE, CONNECT)']],
+  ['star-not-last', ['auth.publicRoutes[0]: "*" may only be the last segment']],
+  ['key-param-unknown', ['conflict.resources[0].key: {oid} is not a parameter of the path /api/orders/:id']],
+  ['bad-require', ['conflict.resources[0].require: expected none, if-match, client-version or any']],
+  ['bad-if-match-status', ['conflict.ifMatchStatus: expected 412 or 409']],
+  ['zero-lease', ['conflict.claim.lease: expected a duration above 0']],
+  ['lease-number', ['conflict.claim.lease: expected a duration like "60s"']],
+  ['no-key-source', ['auth: exactly one of jwksUrl, jwksFile, publicKeyFile, secret is required']],
+  ['two-key-sources', ['auth: exactly one of jwksUrl, jwksFile, publicKeyFile, secret is required (got jwksUrl, secret)']],
+  ['hmac-with-public-key', ['auth.algorithms[1]: HS256 is an HMAC algorithm; it is only allowed with auth.secret']],
+  ['asymmetric-with-secret', ['auth.algorithms[0]: RS256 needs a public key, but auth.secret is an HMAC secret']],
+  ['alg-none', [`auth.algorithms[0]: expected one of ${ALGS} ("none" is never allowed)`]],
+  ['short-secret', ['auth.secret: must be at least 32 bytes for HS256 (RFC 7518 §3.2)']],
+  ['unset-env', ['auth.secret: environment variable JWT_SECRET is not set']],
+  ['missing-jwks-file', [`auth.jwksFile: ${FIX}/missing.json: file not found`]],
+  ['bad-public-key', [`auth.publicKeyFile: ${FIX}/not-a-key.pem: not a PEM public key (SPKI or X.509) usable with RS256, ES256, EdDSA`]],
+  ['forward-claim-reserved', ['auth.forwardClaims.X-Auth-Subject: this header is set by the gate itself']],
+  ['missing-auth', ['auth: required']],
+  ['bad-jwks-url', ['auth.jwksUrl: expected an http(s) URL']],
+  ['invalid-yaml', [`${FIX}/invalid-yaml.yaml: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ] at line 2, column 1`]],
+];
+
+describe('conflict-gate check: one message per problem, naming the field', () => {
+  test.each(CASES)('%s', async (fixture, lines, env = {}) => {
+    const file = join(FIX, `${fixture}.yaml`);
+    const { code, stdout, stderr } = await runCli(['check', '--config', file], env);
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    const [header, ...rest] = stderr.trimEnd().split('\n');
+    expect(header).toBe(`conflict-gate: invalid config ${file} (${lines.length} problem${lines.length === 1 ? '' : 's'}):`);
+    expect(rest).toEqual(lines);
+    expect(stderr).not.toMatch(/\n\s+at /); // never a stack trace
+  });
+
+  test('all problems of a file are reported together', async () => {
+    const yaml = `
+auth: { secret: "0123456789abcdef0123456789abcdef" }
+rateLimit:
+  onStoreError: maybe
+  rules:
+    - { name: a, limit: 0, window: 60 }
+    - { name: a, limit: 1, window: 60s, path: "/x/*/y" }
+conflict: { ifMatchStatus: 400 }
+`;
+    const r = loadConfigText(yaml, {});
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.issues.map((i) => `${i.path}: ${i.message}`).sort()).toEqual(
+      [
+        'conflict.ifMatchStatus: expected 412 or 409',
+        'rateLimit.onStoreError: expected memory, allow or deny',
+        'rateLimit.rules[0].limit: expected a number >= 1',
+        'rateLimit.rules[0].window: expected a duration like "60s"',
+        'rateLimit.rules[1].name: duplicate rule name "a"',
+        'rateLimit.rules[1].path: "*" may only be the last segment',
+      ].sort(),
+    );
+  });
+
+  test('a missing file exits 2 with one line', async () => {
+    const { code, stderr } = await runCli(['check', '--config', '/nonexistent/gate.yaml']);
+    expect(code).toBe(2);
+    expect(stderr).toContain('/nonexistent/gate.yaml: file not found');
+  });
+
+  test.each(['valid-minimal', 'valid-full'])('%s passes check with exit 0', async (fixture) => {
+    const { code, stdout } = await runCli(['check', '--config', join(FIX, `${fixture}.yaml`)]);
+    expect(code).toBe(0);
+    expect(stdout).toContain('OK');
+  });
+
+  test('GATE_CONFIG stands in for --config', async () => {
+    expect((await runCli(['check'], { GATE_CONFIG: join(FIX, 'valid-minimal.yaml') })).code).toBe(0);
+    expect((await runCli(['check'], { GATE_CONFIG: join(FIX, 'limit-zero.yaml') })).code).toBe(2);
+  });
+
+  test('a bad config makes serve exit 2 too (same loader as check)', async () => {
+    const { code, stderr } = await runCli(['--config', join(FIX, 'limit-zero.yaml')]);
+    expect(code).toBe(2);
+    expect(stderr).toContain('rateLimit.rules[0].limit: expected a number >= 1');
+  });
+
+  test('a bad env override is named', async () => {
+    const { code, stderr } = await runCli(['check', '--config', join(FIX, 'valid-minimal.yaml')], { PORT: 'eighty' });
+    expect(code).toBe(2);
+    expect(stderr).toContain('PORT: expected a port number (0-65535)');
+    const lvl = await runCli(['check', '--config', join(FIX, 'valid-minimal.yaml')], { LOG_LEVEL: 'loud' });
+    expect(lvl.code).toBe(2);
+    expect(lvl.stderr).toContain('LOG_LEVEL: expected one of');
+  });
+});
+
+describe('loading', () => {
+  test('the contract example config loads with its defaults', () => {
+    const r = loadConfigFile(join(FIX, 'valid-full.yaml'), {});
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.config.conflict.ifMatchStatus).toBe(412);
+    expect(r.config.rateLimit.rules[1]).toMatchObject({ name: 'default', limit: 100, window: '60s', by: 'client' });
+  });
+
+  test('defaults fill every section a minimal file leaves out', () => {
+    const r = loadConfigFile(join(FIX, 'valid-minimal.yaml'), {});
+    expect(r.ok && r.config).toMatchObject({
+      server: { port: 8080, adminPort: 9090, host: '0.0.0.0' },
+      store: { url: 'redis://127.0.0.1:6379/0', keyPrefix: 'cg:' },
+      auth: { clientIdClaim: 'sub', clockTolerance: '5s' },
+      rateLimit: { onStoreError: 'memory', rules: [] },
+      conflict: { ifMatchStatus: 412, unknownResource: 'allow', onStoreError: 'allow', claim: { enabled: false, lease: '5s' } },
+    });
+  });
+
+  test('${VAR} is replaced from the environment; a whole-value variable keeps its YAML type', () => {
+    const r = loadConfigText('auth: { secret: "${S}" }\nrateLimit: { rules: [{ name: r, limit: "${L}", window: "${W}s" }] }\nstore: { keyPrefix: "${P}:x:" }', {
+      S: 'k'.repeat(32),
+      L: '7',
+      W: '30',
+      P: 'app',
+    });
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.config.auth.secret).toBe('k'.repeat(32));
+    expect(r.config.rateLimit.rules[0]!.limit).toBe(7);
+    expect(r.config.rateLimit.rules[0]!.window).toBe('30s');
+    expect(r.config.store.keyPrefix).toBe('app:x:');
+  });
+
+  test('an env value cannot inject YAML structure', () => {
+    const r = loadConfigText('auth: { secret: "${S}" }', { S: '0123456789abcdef0123456789abcdef\nrateLimit: {}' });
+    expect(r.ok && r.config.auth.secret).toBe('0123456789abcdef0123456789abcdef\nrateLimit: {}');
+  });
+
+  test('PORT, ADMIN_PORT, HOST and REDIS_URL override the file', () => {
+    const r = loadConfigFile(join(FIX, 'valid-full.yaml'), { PORT: '7000', ADMIN_PORT: '7001', HOST: '127.0.0.1', REDIS_URL: 'redis://cache:6380/2' });
+    expect(r.ok && r.config.server).toMatchObject({ port: 7000, adminPort: 7001, host: '127.0.0.1' });
+    expect(r.ok && r.config.store.url).toBe('redis://cache:6380/2');
+  });
+
+  test('compile turns durations into milliseconds and patterns into matchers', async () => {
+    const r = loadConfigFile(join(FIX, 'valid-full.yaml'), {});
+    if (!r.ok) throw new Error('fixture invalid');
+    const c = await compileConfig(r.config);
+    expect(c.ok).toBe(true);
+    if (!c.ok) return;
+    expect(c.compiled.auth.clockToleranceMs).toBe(5000);
+    expect(c.compiled.rateLimit.rules[0]!.windowS).toBe(60);
+    expect(c.compiled.conflict.resources[0]!.key({ id: '42' })).toBe('orders:42');
+    expect(c.compiled.server.classifyIp('10.1.2.3')).toEqual({ ip: '10.1.2.3', trusted: true });
+    expect(c.compiled.server.classifyIp('::ffff:127.0.0.1')).toEqual({ ip: '127.0.0.1', trusted: true });
+    expect(c.compiled.server.classifyIp('203.0.113.9')).toEqual({ ip: '203.0.113.9', trusted: false });
+    expect(c.compiled.server.classifyIp('not-an-ip')).toBeNull();
+    expect(Object.isFrozen(c.compiled.rateLimit.rules)).toBe(true);
+  });
+});
+
+describe('JSON Schema', () => {
+  test('`conflict-gate schema` prints the committed config.schema.json', async () => {
+    const { code, stdout } = await runCli(['schema']);
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout)).toEqual(JSON.parse(readFileSync(join(ROOT, 'config.schema.json'), 'utf8')));
+  });
+
+  test('the schema is strict and knows the contract fields', () => {
+    const s = configJsonSchema() as { additionalProperties: boolean; properties: Record<string, { properties: Record<string, unknown> }> };
+    expect(s.additionalProperties).toBe(false);
+    expect(Object.keys(s.properties)).toEqual(['server', 'store', 'auth', 'rateLimit', 'conflict']);
+    expect(Object.keys(s.properties.conflict!.properties)).toEqual(expect.arrayContaining(['ifMatchStatus', 'unknownResource', 'onStoreError', 'claim', 'resources']));
+  });
+});
+
+describe('CLI basics', () => {
+  test('--help exits 0 and lists the commands', async () => {
+    const { code, stdout } = await runCli(['--help']);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/check --config/);
+    expect(stdout).toMatch(/schema/);
+  });
+  test('--version prints the package version', async () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect((await runCli(['--version'])).stdout.trim()).toBe(pkg.version);
+  });
+  test('an unknown command or flag exits 2', async () => {
+    expect((await runCli(['frobnicate'])).code).toBe(2);
+    expect((await runCli(['--frob'])).code).toBe(2);
+  });
+  test('serving with no config and no --dev refuses (dev mode is never a silent default)', async () => {
+    const { code, stderr } = await runCli([]);
+    expect(code).toBe(2);
+    expect(stderr).toContain('no config');
+  });
+});
