@@ -73,29 +73,40 @@ export class RateLimitGate {
   private async consume(rule: CompiledRateRule, limit: number, key: string): Promise<LimitOutcome> {
     const l = this.limitersFor(rule, limit);
     try {
-      return fromRes(await l.primary.consume(key, 1), limit, false);
+      return allowed(await l.primary.consume(key, 1), limit, false);
     } catch (err) {
-      if (err instanceof RateLimiterRes) return fromRes(err, limit, false);
+      if (err instanceof RateLimiterRes) return limited(err, limit, false);
       this.opts.metrics.storeError(this.opts.store.kind, 'ratelimit', toStoreError(err).code);
       if (!l.insurance) return { kind: 'store_error' };
       this.opts.metrics.insuranceUsed(rule.name);
       try {
-        return fromRes(await l.insurance.consume(key, 1), limit, true);
+        return allowed(await l.insurance.consume(key, 1), limit, true);
       } catch (res) {
-        return res instanceof RateLimiterRes ? fromRes(res, limit, true) : { kind: 'store_error' };
+        return res instanceof RateLimiterRes ? limited(res, limit, true) : { kind: 'store_error' };
       }
     }
   }
 }
 
-function fromRes(res: RateLimiterRes, limit: number, degraded: boolean): LimitOutcome {
-  if (res.consumedPoints > limit) return { kind: 'limited', limit, resetMs: res.msBeforeNext, degraded };
+// rate-limiter-flexible resolves when the point was granted and rejects with a RateLimiterRes when
+// it was not. The rejection is the verdict: a key blocked in memory is rejected with
+// consumedPoints 0, so the counts must not be re-read to decide.
+function allowed(res: RateLimiterRes, limit: number, degraded: boolean): LimitOutcome {
   return { kind: 'allowed', limit, remaining: res.remainingPoints, resetMs: res.msBeforeNext, degraded };
+}
+
+function limited(res: RateLimiterRes, limit: number, degraded: boolean): LimitOutcome {
+  return { kind: 'limited', limit, resetMs: res.msBeforeNext, degraded };
 }
 
 /** The effective limit: the first override whose claim has the given value, else the rule's. */
 export function limitFor(rule: CompiledRateRule, claims: Claims | null): number {
-  if (claims) for (const o of rule.overrides) if (String(claims[o.claim] ?? '') === o.value && claims[o.claim] !== undefined) return o.limit;
+  if (claims) {
+    for (const o of rule.overrides) {
+      const v = claims[o.claim];
+      if ((typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') && String(v) === o.value) return o.limit;
+    }
+  }
   return rule.limit;
 }
 

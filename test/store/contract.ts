@@ -1,0 +1,144 @@
+// One suite, two adapters: any semantic that differs between memory.ts and redis.ts is a bug in one.
+import { describe, expect, test } from 'vitest';
+import type { VersionStore } from '../../src/store/port.js';
+
+export interface StoreHarness {
+  store: VersionStore;
+  /** Lets `ms` pass: a fake clock moves, a real one is waited for. */
+  advance(ms: number): Promise<void>;
+  /** Writes a version the way an upstream's raw SET would. */
+  rawSet(key: string, version: string): Promise<void>;
+}
+
+export function runStoreContract(name: string, make: () => Promise<StoreHarness>): void {
+  describe(`store contract: ${name}`, () => {
+    let n = 0;
+    const key = () => `res:${Date.now()}:${n++}`;
+
+    test('an unknown resource has no version; publish sets it', async () => {
+      const { store } = await make();
+      const k = key();
+      expect(await store.getVersion(k)).toBeNull();
+      expect(await store.publish(k, '1')).toEqual({ kind: 'published', previous: null });
+      expect(await store.getVersion(k)).toBe('1');
+    });
+
+    test('publish-if-newer: ordered versions never move backwards; equal is accepted', async () => {
+      const { store } = await make();
+      const k = key();
+      await store.publish(k, '1.10');
+      expect(await store.publish(k, '1.9')).toEqual({ kind: 'stale', current: '1.10' });
+      expect(await store.publish(k, '1.10.0')).toEqual({ kind: 'published', previous: '1.10' });
+      expect(await store.publish(k, '2')).toEqual({ kind: 'published', previous: '1.10.0' });
+      expect(await store.getVersion(k)).toBe('2');
+    });
+
+    test('unordered versions always replace', async () => {
+      const { store } = await make();
+      const k = key();
+      await store.publish(k, 'b');
+      expect(await store.publish(k, 'a')).toEqual({ kind: 'published', previous: 'b' });
+      expect(await store.publish(k, '3')).toEqual({ kind: 'published', previous: 'a' });
+    });
+
+    test('remove forgets the version', async () => {
+      const { store } = await make();
+      const k = key();
+      await store.publish(k, '4');
+      expect(await store.remove(k)).toBe(true);
+      expect(await store.remove(k)).toBe(false);
+      expect(await store.getVersion(k)).toBeNull();
+    });
+
+    test('claim: the first takes the lease, the second sees it held with its remaining time', async () => {
+      const { store } = await make();
+      const k = key();
+      await store.publish(k, '5');
+      expect(await store.claim(k, 1000, 'a')).toEqual({ version: '5', claim: { kind: 'taken' } });
+      const second = await store.claim(k, 1000, 'b');
+      expect(second.version).toBe('5');
+      expect(second.claim.kind).toBe('held');
+      if (second.claim.kind === 'held') {
+        expect(second.claim.remainingMs).toBeGreaterThan(500);
+        expect(second.claim.remainingMs).toBeLessThanOrEqual(1000);
+      }
+    });
+
+    test('claim on an unknown resource is bound to "no version"', async () => {
+      const { store } = await make();
+      const k = key();
+      expect(await store.claim(k, 1000, 'a')).toEqual({ version: null, claim: { kind: 'taken' } });
+      expect((await store.claim(k, 1000, 'b')).claim.kind).toBe('held');
+    });
+
+    test('a lease ends at expiry', async () => {
+      const { store, advance } = await make();
+      const k = key();
+      await store.publish(k, '1');
+      await store.claim(k, 150, 'a');
+      await advance(300);
+      expect((await store.claim(k, 150, 'b')).claim).toEqual({ kind: 'taken' });
+    });
+
+    test('a lease is void once the version changes (even by a raw SET)', async () => {
+      const { store, rawSet } = await make();
+      const k = key();
+      await store.publish(k, '1');
+      await store.claim(k, 10_000, 'a');
+      await rawSet(k, '2');
+      expect(await store.claim(k, 10_000, 'b')).toEqual({ version: '2', claim: { kind: 'taken' } });
+    });
+
+    test('publish releases the lease, even when the version is unchanged (a failed upstream write)', async () => {
+      const { store } = await make();
+      const k = key();
+      await store.publish(k, '1');
+      await store.claim(k, 10_000, 'a');
+      await store.publish(k, '1');
+      expect((await store.claim(k, 10_000, 'b')).claim).toEqual({ kind: 'taken' });
+    });
+
+    test('release frees only the holder’s lease', async () => {
+      const { store } = await make();
+      const k = key();
+      await store.publish(k, '1');
+      await store.claim(k, 10_000, 'a');
+      await store.release(k, 'b');
+      expect((await store.claim(k, 10_000, 'c')).claim.kind).toBe('held');
+      await store.release(k, 'a');
+      expect((await store.claim(k, 10_000, 'c')).claim).toEqual({ kind: 'taken' });
+    });
+
+    test('remember / recall keep a value for its TTL', async () => {
+      const { store, advance } = await make();
+      const id = key();
+      await store.remember(id, 'v', 150);
+      expect(await store.recall(id)).toBe('v');
+      await advance(300);
+      expect(await store.recall(id)).toBeNull();
+    });
+
+    test('20 concurrent claims on one version: exactly one is taken', async () => {
+      const { store } = await make();
+      const k = key();
+      await store.publish(k, '9');
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => store.claim(k, 5000, `t${i}`)));
+      expect(results.filter((r) => r.claim.kind === 'taken')).toHaveLength(1);
+    });
+
+    test('a store-backed rate limiter counts', async () => {
+      const { store } = await make();
+      const limiter = store.rateLimiter({ keyPrefix: `rl-${key()}`, points: 2, durationS: 60 });
+      await limiter.consume('c', 1);
+      const r = await limiter.consume('c', 1);
+      expect(r.remainingPoints).toBe(0);
+      await expect(limiter.consume('c', 1)).rejects.toMatchObject({ remainingPoints: 0 });
+    });
+
+    test('ping answers', async () => {
+      const { store } = await make();
+      expect(await store.ping()).toBe(true);
+      expect(store.isReady()).toBe(true);
+    });
+  });
+}
