@@ -94,7 +94,15 @@ export async function main(argv: string[], env: Env): Promise<number> {
     return 0;
   }
 
-  // serve: the server's modules load only here, so check/schema/--help start fast.
+  // serve. Signals are caught from here on: a SIGTERM during start-up still exits 0, once started.
+  let signalled: string | undefined;
+  let onSignal: (signal: string) => void = (signal) => {
+    signalled = signal;
+  };
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  process.once('SIGINT', () => onSignal('SIGINT'));
+
+  // The server's modules load only here, so check/schema/--help start fast.
   const [{ createDevKit, devBanner, devConfigYaml, DEV_SEEDED }, { createLogger }, { createDeps, startServer }, { MemoryStore }] = await Promise.all([
     import('./dev.js'),
     import('./obs/log.js'),
@@ -169,8 +177,8 @@ export async function main(argv: string[], env: Env): Promise<number> {
         resolvePromise(0);
       });
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    onSignal = stop;
+    if (signalled) stop(signalled);
   });
 }
 

@@ -95,6 +95,8 @@ export class RedisStore implements VersionStore {
       maxRetriesPerRequest: 0,
       retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
       lazyConnect: false,
+      // After a refused connection the old socket never emits 'close'; do not hold shutdown for 2 s.
+      disconnectTimeout: 200,
     });
     client.on('error', (err: Error) => opts.onConnectionError?.(err.message));
     client.defineCommand('cgClaim', { numberOfKeys: 2, lua: LUA_CLAIM });
@@ -171,10 +173,18 @@ export class RedisStore implements VersionStore {
   }
 
   async close(): Promise<void> {
+    // Not connected: stop the reconnect loop now. Connected: QUIT lets queued replies arrive.
+    if (this.client.status !== 'ready') {
+      this.client.disconnect();
+      return;
+    }
+    const timer = setTimeout(() => this.client.disconnect(), 1000);
     try {
       await this.client.quit();
     } catch {
       this.client.disconnect();
+    } finally {
+      clearTimeout(timer);
     }
   }
 }

@@ -1,0 +1,137 @@
+// conflict-gate/client: publish versions from an upstream service after each successful write.
+import { RedisStore } from '../store/redis.js';
+import type { PublishResult } from '../store/port.js';
+
+export type { PublishResult };
+
+/** Where the publisher writes: the version cache in Redis directly, or the gate's admin API. */
+export type PublisherTarget =
+  | { redis: { url: string; keyPrefix?: string; commandTimeoutMs?: number; connectTimeoutMs?: number } }
+  | { admin: { url: string; token: string; timeoutMs?: number } };
+
+export class PublishError extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+    this.name = 'PublishError';
+  }
+}
+
+interface Backend {
+  publish(key: string, version: string): Promise<PublishResult>;
+  get(key: string): Promise<string | null>;
+  remove(key: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/**
+ * Publishes resource versions with publish-if-newer, the same atomic rule as the admin API: an
+ * ordered version (`12`, `2.4.1`) never replaces a higher one, so replicas that publish out of
+ * order never move a version backwards. Publishing also ends any claim lease on the resource.
+ *
+ * ```ts
+ * const versions = new VersionPublisher({ redis: { url: process.env.REDIS_URL!, keyPrefix: 'cg:' } });
+ * await db.update(order);                                  // the write succeeded
+ * await versions.publish(`orders:${order.id}`, String(order.version));
+ * ```
+ *
+ * A write that failed releases the lease with `release(key)` (publishes the unchanged version).
+ */
+export class VersionPublisher {
+  private readonly backend: Backend;
+
+  constructor(target: PublisherTarget) {
+    this.backend = 'redis' in target ? redisBackend(target.redis) : adminBackend(target.admin);
+  }
+
+  /** Publish-if-newer. `{ kind: 'stale', current }` when a higher ordered version is already there. */
+  publish(resourceKey: string, version: string | number): Promise<PublishResult> {
+    return this.backend.publish(resourceKey, String(version));
+  }
+
+  /** The cached version, or null. */
+  get(resourceKey: string): Promise<string | null> {
+    return this.backend.get(resourceKey);
+  }
+
+  /** Ends a claim lease without changing the version (after an upstream write failed). */
+  async release(resourceKey: string): Promise<void> {
+    const current = await this.backend.get(resourceKey);
+    if (current !== null) await this.backend.publish(resourceKey, current);
+  }
+
+  /** Forgets the version (a deleted resource). */
+  remove(resourceKey: string): Promise<boolean> {
+    return this.backend.remove(resourceKey);
+  }
+
+  close(): Promise<void> {
+    return this.backend.close();
+  }
+}
+
+function redisBackend(o: { url: string; keyPrefix?: string; commandTimeoutMs?: number; connectTimeoutMs?: number }): Backend {
+  const store = new RedisStore({ url: o.url, keyPrefix: o.keyPrefix ?? 'cg:', commandTimeoutMs: o.commandTimeoutMs ?? 1000, connectTimeoutMs: o.connectTimeoutMs ?? 2000 });
+  const connectMs = o.connectTimeoutMs ?? 2000;
+  // The store fails fast when disconnected; a publisher may first wait for the connection.
+  const ready = async () => {
+    if (store.isReady()) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        store.client.off('ready', onReady);
+        reject(new PublishError('redis is not connected'));
+      }, connectMs);
+      const onReady = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      store.client.once('ready', onReady);
+    });
+  };
+  return {
+    publish: async (k, v) => (await ready(), store.publish(k, v)),
+    get: async (k) => (await ready(), store.getVersion(k)),
+    remove: async (k) => (await ready(), store.remove(k)),
+    close: () => store.close(),
+  };
+}
+
+function adminBackend(o: { url: string; token: string; timeoutMs?: number }): Backend {
+  const base = o.url.replace(/\/+$/, '');
+  const call = async (method: string, key: string, body?: unknown): Promise<Response> => {
+    const res = await fetch(`${base}/versions/${encodeURIComponent(key)}`, {
+      method,
+      headers: { Authorization: `Bearer ${o.token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+      signal: AbortSignal.timeout(o.timeoutMs ?? 2000),
+    });
+    return res;
+  };
+  const fail = async (res: Response): Promise<never> => {
+    const problem = (await res.json().catch(() => ({}))) as { code?: string; detail?: string };
+    throw new PublishError(`admin API answered ${res.status}${problem.code ? ` ${problem.code}` : ''}`, res.status);
+  };
+  return {
+    publish: async (key, version) => {
+      const res = await call('PUT', key, { version });
+      if (res.status === 200) return { kind: 'published', previous: ((await res.json()) as { previous: string | null }).previous };
+      if (res.status === 409) return { kind: 'stale', current: ((await res.json()) as { currentVersion: string }).currentVersion };
+      return fail(res);
+    },
+    get: async (key) => {
+      const res = await call('GET', key);
+      if (res.status === 200) return ((await res.json()) as { version: string }).version;
+      if (res.status === 404) return null;
+      return fail(res);
+    },
+    remove: async (key) => {
+      const res = await call('DELETE', key);
+      if (res.status === 204) return true;
+      if (res.status === 404) return false;
+      return fail(res);
+    },
+    close: async () => {},
+  };
+}

@@ -1,0 +1,72 @@
+// conflict-gate/client against real Redis and against the admin API over a socket.
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { VersionPublisher } from 'conflict-gate/client';
+import { startGate, type RunningGate } from '../helpers/gate.js';
+import { flushPrefix, SHARED_REDIS_URL, uniquePrefix } from '../helpers/redis.js';
+import { jwks, makeKey } from '../helpers/tokens.js';
+
+const prefix = uniquePrefix('client');
+const raw = new Redis(SHARED_REDIS_URL);
+let gate: RunningGate;
+const ADMIN = 'client-test-admin-token';
+
+beforeAll(async () => {
+  const key = await makeKey('ES256');
+  gate = await startGate({
+    yaml: `store: { url: "${SHARED_REDIS_URL}", keyPrefix: "${prefix}" }\nauth: { jwksFile: jwks.json, algorithms: [ES256] }`,
+    files: { 'jwks.json': JSON.stringify(jwks(key)) },
+    env: { GATE_ADMIN_TOKEN: ADMIN },
+  });
+});
+afterAll(async () => {
+  await gate.stop();
+  await flushPrefix(raw, prefix);
+  raw.disconnect();
+});
+
+const targets = () =>
+  [
+    ['redis', new VersionPublisher({ redis: { url: SHARED_REDIS_URL, keyPrefix: prefix } })],
+    ['admin API', new VersionPublisher({ admin: { url: gate.adminUrl, token: ADMIN } })],
+  ] as const;
+
+describe.each(['redis', 'admin API'])('VersionPublisher via %s', (name) => {
+  let pub: VersionPublisher;
+  beforeAll(() => {
+    pub = targets().find(([n]) => n === name)![1];
+  });
+  afterAll(() => pub.close());
+
+  test('publish, read back, publish-if-newer, remove', async () => {
+    const k = `orders:${name}:1`;
+    expect(await pub.get(k)).toBeNull();
+    expect(await pub.publish(k, 3)).toEqual({ kind: 'published', previous: null });
+    expect(await raw.get(`${prefix}ver:{${k}}`)).toBe('3');
+    expect(await pub.publish(k, '2')).toEqual({ kind: 'stale', current: '3' });
+    expect(await pub.publish(k, '3.1')).toEqual({ kind: 'published', previous: '3' });
+    expect(await pub.get(k)).toBe('3.1');
+    expect(await pub.remove(k)).toBe(true);
+    expect(await pub.get(k)).toBeNull();
+  });
+
+  test('release ends a lease and keeps the version', async () => {
+    const k = `orders:${name}:2`;
+    await pub.publish(k, '7');
+    await raw.set(`${prefix}claim:{${k}}`, 'tok:7', 'PX', 30000);
+    await pub.release(k);
+    expect(await raw.exists(`${prefix}claim:{${k}}`)).toBe(0);
+    expect(await raw.get(`${prefix}ver:{${k}}`)).toBe('7');
+  });
+
+  test('replicas publishing out of order never move a version backwards', async () => {
+    const k = `orders:${name}:3`;
+    await Promise.all(['5', '9', '1', '7', '3'].map((v) => pub.publish(k, v)));
+    expect(await pub.get(k)).toBe('9');
+  });
+});
+
+test('a wrong admin token is an error, not a silent no-op', async () => {
+  const pub = new VersionPublisher({ admin: { url: gate.adminUrl, token: 'wrong' } });
+  await expect(pub.publish('orders:x', '1')).rejects.toMatchObject({ name: 'PublishError', status: 401 });
+});
