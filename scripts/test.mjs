@@ -34,7 +34,9 @@ if (!(await redisAnswers())) {
 }
 
 const build = spawnSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
-if (build.status !== 0) {
+const typecheck = build.status === 0 ? spawnSync('npx', ['tsc', '-p', 'tsconfig.json', '--noEmit'], { stdio: 'inherit' }) : build;
+if (build.status !== 0 || typecheck.status !== 0) {
+  console.error(build.status !== 0 ? '[test] the build failed' : '[test] the type check of src/, test/ and bench/ failed');
   console.log('0 passed, 1 failed');
   ownRedis?.kill();
   process.exit(1);
