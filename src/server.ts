@@ -143,14 +143,17 @@ export async function startServer(deps: Deps, opts: { adminToken: string | undef
     deps,
     close(graceMs = 8000) {
       closing ??= (async () => {
+        const http = servers as unknown as { closeIdleConnections(): void; closeAllConnections(): void }[];
         const drained = Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-        const timer = setTimeout(() => {
-          for (const s of servers) (s as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-        }, graceMs);
-        timer.unref();
-        for (const s of servers) (s as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+        // A keep-alive connection whose request finishes after close() turns idle, not closed:
+        // sweep idle connections until the last in-flight request is done, then cut the rest.
+        const sweep = setInterval(() => http.forEach((s) => s.closeIdleConnections()), 50);
+        const hard = setTimeout(() => http.forEach((s) => s.closeAllConnections()), graceMs);
+        hard.unref();
+        http.forEach((s) => s.closeIdleConnections());
         await drained;
-        clearTimeout(timer);
+        clearInterval(sweep);
+        clearTimeout(hard);
         deps.verifier.close();
         await deps.store.close();
       })();
