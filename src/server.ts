@@ -47,16 +47,7 @@ export function createDeps(compiled: Compiled, opts: { log: Logger; store?: Vers
         }));
   const a = compiled.auth;
   const verifier = new TokenVerifier({
-    source: a.source,
-    algorithms: a.algorithms,
-    issuer: a.issuer,
-    audience: a.audience,
-    clockToleranceMs: a.clockToleranceMs,
-    requireExp: a.requireExp,
-    cacheSize: a.tokenCacheSize,
-    jwksCooldownMs: a.jwksCooldownMs,
-    jwksMaxAgeMs: a.jwksMaxAgeMs,
-    jwksTimeoutMs: a.jwksTimeoutMs,
+    ...a,
     now,
     onJwksRefresh: (result, message) => {
       metrics.jwksRefresh(result);

@@ -27,28 +27,19 @@ describe('pure decision cores', () => {
   });
 });
 
+function sourceFiles(dir = join(ROOT, 'src')): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = join(dir, e.name);
+    return e.isDirectory() ? sourceFiles(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+
 test('Redis keys are built only in store/keys.ts', () => {
-  const offenders: string[] = [];
-  const walk = (dir: string) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (p.endsWith('.ts') && !p.endsWith('store/keys.ts') && /`[^`]*\b(ver|claim|replay):\{/.test(readFileSync(p, 'utf8'))) offenders.push(p);
-    }
-  };
-  walk(join(ROOT, 'src'));
+  const offenders = sourceFiles().filter((p) => !p.endsWith('store/keys.ts') && /`[^`]*\b(ver|claim|replay):\{/.test(readFileSync(p, 'utf8')));
   expect(offenders).toEqual([]);
 });
 
 test('process.exit is called only by the CLI', () => {
-  const offenders: string[] = [];
-  const walk = (dir: string) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (p.endsWith('.ts') && !p.endsWith('src/main.ts') && readFileSync(p, 'utf8').includes('process.exit')) offenders.push(p);
-    }
-  };
-  walk(join(ROOT, 'src'));
+  const offenders = sourceFiles().filter((p) => !p.endsWith('src/main.ts') && readFileSync(p, 'utf8').includes('process.exit'));
   expect(offenders).toEqual([]);
 });

@@ -8,6 +8,7 @@ export type KeySource =
   | { kind: 'local'; jwks: JSONWebKeySet }
   | { kind: 'static'; byAlg: ReadonlyMap<string, CryptoKey> };
 
+/** What the verifier needs of the compiled `auth` section, plus its clock and a JWKS observer. */
 export interface VerifierOptions {
   source: KeySource;
   algorithms: readonly string[];
@@ -15,7 +16,7 @@ export interface VerifierOptions {
   audience?: string | string[];
   clockToleranceMs: number;
   requireExp: boolean;
-  cacheSize: number;
+  tokenCacheSize: number;
   jwksCooldownMs: number;
   jwksMaxAgeMs: number;
   jwksTimeoutMs: number;
@@ -173,7 +174,7 @@ export class TokenVerifier {
   }
 
   private remember(token: string, claims: Claims): void {
-    const max = this.opts.cacheSize;
+    const max = this.opts.tokenCacheSize;
     if (max === 0 || typeof claims.exp !== 'number') return;
     while (this.cache.size >= max) {
       const oldest = this.cache.keys().next().value;
