@@ -103,7 +103,7 @@ export async function main(argv: string[], env: Env): Promise<number> {
   process.once('SIGINT', () => onSignal('SIGINT'));
 
   // The server's modules load only here, so check/schema/--help start fast.
-  const [{ createDevKit, devBanner, devConfigYaml, DEV_SEEDED }, { createLogger }, { createDeps, startServer }, { MemoryStore }] = await Promise.all([
+  const [{ createDevKit, devBanner, devConfigYaml, DEV_SEEDED }, { createProcessLogger }, { createDeps, startServer }, { MemoryStore }] = await Promise.all([
     import('./dev.js'),
     import('./obs/log.js'),
     import('./server.js'),
@@ -114,7 +114,8 @@ export async function main(argv: string[], env: Env): Promise<number> {
     printIssues('environment', envProblems);
     return 2;
   }
-  const log = createLogger(env.LOG_LEVEL || 'info');
+  const { log, flushLogs } = createProcessLogger(env.LOG_LEVEL || 'info');
+  process.once('exit', flushLogs);
   let compiled;
   let dev: Awaited<ReturnType<typeof createDevKit>> | undefined;
   if (configFile) {

@@ -71,6 +71,9 @@ interface ScriptClient extends Redis {
   cgPublish(ver: string, claim: string, version: string): Promise<['ok' | 'stale', string | null]>;
 }
 
+// One instance: an outage must not cost an Error (and its stack) per request.
+const NOT_READY = new StoreError('not_ready', 'redis is not connected');
+
 export interface RedisStoreOptions {
   url: string;
   keyPrefix: string;
@@ -106,7 +109,7 @@ export class RedisStore implements VersionStore {
   }
 
   private async run<T>(op: () => Promise<T>): Promise<T> {
-    if (this.client.status !== 'ready') throw new StoreError('not_ready', 'redis is not connected');
+    if (this.client.status !== 'ready') throw NOT_READY;
     try {
       return await op();
     } catch (err) {

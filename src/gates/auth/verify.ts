@@ -76,6 +76,7 @@ export class TokenVerifier {
   private closed = false;
 
   constructor(private readonly opts: VerifierOptions) {
+    if (!Number.isInteger(opts.tokenCacheSize) || opts.tokenCacheSize < 0) throw new TypeError('tokenCacheSize must be a whole number >= 0');
     const src = opts.source;
     if (src.kind === 'remote') {
       // Freshness is ours (see refreshLoop): jose only refetches on an unknown kid.

@@ -6,9 +6,11 @@ import type { Decision } from '../../core/decision.js';
 import type { RequestFacts } from '../../core/forwarded.js';
 import type { Metrics } from '../../obs/metrics.js';
 import { keyLayout } from '../../store/keys.js';
-import { toStoreError, type VersionStore } from '../../store/port.js';
+import { StoreError, toStoreError, type VersionStore } from '../../store/port.js';
 import type { Claims } from '../auth/decide.js';
 import { decideRateLimit, type LimitOutcome, type RulePolicy } from './decide.js';
+
+const NOT_READY = new StoreError('not_ready', 'store is not connected');
 
 /** Who is asking: a verified client, or an anonymous caller on a public route. */
 export interface Caller {
@@ -72,13 +74,16 @@ export class RateLimitGate {
 
   private async consume(rule: CompiledRateRule, limit: number, key: string): Promise<LimitOutcome> {
     const l = this.limitersFor(rule, limit);
+    const { store, metrics } = this.opts;
     try {
+      // Disconnected: skip the call (rate-limiter-flexible would build and throw an Error for it).
+      if (!store.isReady()) throw NOT_READY;
       return allowed(await l.primary.consume(key, 1), limit, false);
     } catch (err) {
       if (err instanceof RateLimiterRes) return limited(err, limit, false);
-      this.opts.metrics.storeError(this.opts.store.kind, 'ratelimit', toStoreError(err).code);
+      metrics.storeError(store.kind, 'ratelimit', toStoreError(err).code);
       if (!l.insurance) return { kind: 'store_error' };
-      this.opts.metrics.insuranceUsed(rule.name);
+      metrics.insuranceUsed(rule.name);
       try {
         return allowed(await l.insurance.consume(key, 1), limit, true);
       } catch (res) {
