@@ -1,5 +1,5 @@
 // Redis adapter (ioredis): one Lua script per operation (EVALSHA via defineCommand), fail-fast client.
-import { Redis } from 'ioredis';
+import { Redis, type ChainableCommander } from 'ioredis';
 import { RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { keyLayout, type KeyLayout } from './keys.js';
 import { StoreError, toStoreError, type ClaimResult, type LimiterSpec, type PublishResult, type VersionStore } from './port.js';
@@ -65,6 +65,52 @@ redis.call('DEL', KEYS[2])
 return {'ok', cur}
 `;
 
+/**
+ * Commands issued during one turn of the event loop, across requests, go to Redis as one pipeline:
+ * one write(2) for the lot instead of one per request (ioredis' own autopipelining batches only
+ * within one tick, and every request arrives in its own I/O callback). Costs one setImmediate of
+ * latency; each command keeps its own reply, error and commandTimeout.
+ */
+class Batcher {
+  private queue: { add: (p: ChainableCommander) => void; resolve: (v: unknown) => void; reject: (e: unknown) => void }[] = [];
+  private scheduled = false;
+
+  constructor(private readonly client: Redis) {}
+
+  run<T>(add: (p: ChainableCommander) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ add, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(this.flush);
+      }
+    });
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    const pipeline = this.client.pipeline();
+    for (const item of batch) item.add(pipeline);
+    pipeline.exec().then(
+      (results) => {
+        batch.forEach((item, i) => {
+          const [err, value] = results?.[i] ?? [new Error('no reply'), undefined];
+          if (err) item.reject(err);
+          else item.resolve(value);
+        });
+      },
+      (err: unknown) => batch.forEach((item) => item.reject(err)),
+    );
+  };
+}
+
+interface ScriptPipeline extends ChainableCommander {
+  cgClaim(ver: string, claim: string, leaseMs: number, token: string): ScriptPipeline;
+  rlflxIncr(args: string[]): ScriptPipeline;
+}
+
 interface ScriptClient extends Redis {
   cgClaim(ver: string, claim: string, leaseMs: number, token: string): Promise<[string | null, 'taken' | 'held', number]>;
   cgRelease(claim: string, token: string): Promise<number>;
@@ -87,6 +133,7 @@ export class RedisStore implements VersionStore {
   readonly kind = 'redis' as const;
   readonly client: ScriptClient;
   private readonly keys: KeyLayout;
+  private readonly batcher: Batcher;
 
   constructor(opts: RedisStoreOptions) {
     this.keys = keyLayout(opts.keyPrefix);
@@ -106,6 +153,7 @@ export class RedisStore implements VersionStore {
     client.defineCommand('cgRelease', { numberOfKeys: 1, lua: LUA_RELEASE });
     client.defineCommand('cgPublish', { numberOfKeys: 2, lua: LUA_PUBLISH });
     this.client = client as ScriptClient;
+    this.batcher = new Batcher(client);
   }
 
   private async run<T>(op: () => Promise<T>): Promise<T> {
@@ -118,11 +166,13 @@ export class RedisStore implements VersionStore {
   }
 
   getVersion(key: string): Promise<string | null> {
-    return this.run(() => this.client.get(this.keys.version(key)));
+    return this.run(() => this.batcher.run<string | null>((p) => p.get(this.keys.version(key))));
   }
 
   async claim(key: string, leaseMs: number, token: string): Promise<ClaimResult> {
-    const [version, state, ttl] = await this.run(() => this.client.cgClaim(this.keys.version(key), this.keys.claim(key), leaseMs, token));
+    const [version, state, ttl] = await this.run(() =>
+      this.batcher.run<[string | null, 'taken' | 'held', number]>((p) => (p as ScriptPipeline).cgClaim(this.keys.version(key), this.keys.claim(key), leaseMs, token)),
+    );
     return {
       version: version ?? null,
       claim: state === 'held' ? { kind: 'held', remainingMs: Math.max(Number(ttl), 1) } : { kind: 'taken' },
@@ -153,7 +203,7 @@ export class RedisStore implements VersionStore {
 
   rateLimiter(spec: LimiterSpec): RateLimiterAbstract {
     return new RateLimiterRedis({
-      storeClient: this.client,
+      storeClient: this.limiterClient(),
       keyPrefix: spec.keyPrefix,
       points: spec.points,
       duration: spec.durationS,
@@ -161,6 +211,23 @@ export class RedisStore implements VersionStore {
       // Once Redis says a client is over, answer locally until its window ends (no round trip).
       inMemoryBlockOnConsumed: spec.points + 1,
     });
+  }
+
+  /**
+   * What rate-limiter-flexible sees as its ioredis client: the real one for defining its Lua
+   * script and for the connection state, with its consume script sent through the batcher.
+   * consume() uses only these; the other paths (get, delete, block) are not called by the gate.
+   */
+  private limiterClient(): unknown {
+    const client = this.client;
+    const batcher = this.batcher;
+    return {
+      get status() {
+        return client.status;
+      },
+      defineCommand: (name: string, def: { numberOfKeys: number; lua: string }) => client.defineCommand(name, def),
+      rlflxIncr: (args: string[]) => batcher.run((p) => (p as ScriptPipeline).rlflxIncr(args)),
+    };
   }
 
   isReady(): boolean {
