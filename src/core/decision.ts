@@ -29,6 +29,9 @@ export const DENY = {
   store_unavailable: { status: 503, title: 'Store unavailable' },
 } as const satisfies Record<DenyCode, { status: number; title: string }>;
 
+/** Retry-After (seconds) when the store is down and a gate's fail mode is deny: it usually returns fast. */
+export const STORE_RETRY_AFTER_S = 1;
+
 export type Gate = 'forward' | 'auth' | 'ratelimit' | 'conflict';
 
 /** Response headers, by canonical name. */

@@ -1,5 +1,5 @@
 // The conflict gate's decision: (preconditions, cached version, lease, policy) → allow or 412/409/428. Pure.
-import { deny, type Decision, type Deny } from '../../core/decision.js';
+import { deny, STORE_RETRY_AFTER_S, type Decision, type Deny } from '../../core/decision.js';
 import { parseTagList, strongMatch, weakMatch, type TagList } from '../../core/preconditions.js';
 import { etagOf, isStaleClientVersion } from '../../core/versions.js';
 
@@ -23,7 +23,6 @@ export interface ConflictPolicy {
   onStoreError: 'allow' | 'deny';
 }
 
-export const STORE_RETRY_AFTER_S = 1;
 
 /** Parses the three fields; a malformed If-Match / If-None-Match is a 400, never silently ignored. */
 export function parsePreconditions(h: { ifMatch?: string; ifNoneMatch?: string; clientVersion?: string }): Preconditions | Deny {
@@ -64,8 +63,8 @@ function stale(code: 'precondition_failed' | 'stale_client_version', detail: str
 
 /**
  * Evaluates a write's preconditions against the cached version, in RFC 9110 §13.2.2 order:
- * If-Match first (strong comparison, §13.1.1); else If-None-Match (weak, §13.1.2: for an unsafe
- * method a match is 412); then Client-Version (ordered versions compare, others must be equal).
+ * If-Match (strong comparison, §13.1.1), then If-None-Match (weak, §13.1.2: for an unsafe method
+ * a match is 412), then Client-Version (ordered versions compare, others must be equal).
  *
  * The gate is a cache in front of the upstream, so an unknown resource is the upstream's call
  * under `unknownResource: allow`; under `deny` it is a 412, except a create guarded by
@@ -94,12 +93,13 @@ export function decideConflict(resourceKey: string, p: Preconditions, v: Version
         ...(p.ifMatch !== undefined ? { status: policy.ifMatchStatus } : {}),
       });
     }
-  } else if (p.ifMatch !== undefined) {
-    if (p.ifMatch !== '*' && !strongMatch(p.ifMatch, current)) {
+  } else {
+    if (p.ifMatch !== undefined && p.ifMatch !== '*' && !strongMatch(p.ifMatch, current)) {
       return stale('precondition_failed', `If-Match does not match the current version ${etagOf(current)}.`, current, policy.ifMatchStatus);
     }
-  } else if (p.ifNoneMatch !== undefined) {
-    if (p.ifNoneMatch === '*' || weakMatch(p.ifNoneMatch, current)) {
+    // §13.2.2 step 3: If-None-Match is evaluated whether or not If-Match was present (only
+    // If-Unmodified-Since depends on If-Match being absent).
+    if (p.ifNoneMatch !== undefined && (p.ifNoneMatch === '*' || weakMatch(p.ifNoneMatch, current))) {
       return stale('precondition_failed', p.ifNoneMatch === '*' ? 'The resource already exists (If-None-Match: *).' : 'If-None-Match matches the current version.', current);
     }
   }

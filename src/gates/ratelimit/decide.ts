@@ -1,5 +1,5 @@
 // The rate-limit gate's decision: (rule, limiter outcome, fail mode) → headers or a denial. Pure.
-import { deny, type Decision, type Headers } from '../../core/decision.js';
+import { deny, STORE_RETRY_AFTER_S, type Decision, type Headers } from '../../core/decision.js';
 
 /** What the limiter said. `degraded`: the answer came from the per-replica insurance limiter. */
 export type LimitOutcome =
@@ -12,9 +12,6 @@ export interface RulePolicy {
   windowS: number;
   onStoreError: 'memory' | 'allow' | 'deny';
 }
-
-/** Retry-After for a store outage under `deny`: short, the store usually comes back fast. */
-export const STORE_RETRY_AFTER_S = 1;
 
 const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 
