@@ -62,7 +62,8 @@ export function reasonOf(err: unknown): string {
  *
  * Remote JWKS: keys are fetched at start (`ready` turns true once they load; retried in the
  * background until then) and refreshed every `jwksMaxAgeMs`. A failed refresh keeps the keys
- * already held, so an IdP outage does not reject valid tokens. An unknown `kid` triggers a refetch
+ * already held, so an IdP outage does not reject valid tokens; a refresh that changes the key set
+ * empties the token cache, so a token whose key was withdrawn is refused from then on. An unknown `kid` triggers a refetch
  * at most once per `jwksCooldownMs` (jose's single-flight + cooldown).
  */
 export class TokenVerifier {
@@ -74,6 +75,7 @@ export class TokenVerifier {
   private loaded: boolean;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  private lastKeys: string | undefined;
 
   constructor(private readonly opts: VerifierOptions) {
     if (!Number.isInteger(opts.tokenCacheSize) || opts.tokenCacheSize < 0) throw new TypeError('tokenCacheSize must be a whole number >= 0');
@@ -138,6 +140,11 @@ export class TokenVerifier {
     try {
       await remote.reload();
       this.loaded = true;
+      // A key that left the set takes its tokens with it: forget every verified token when the
+      // set changed since the last refresh (it is rebuilt at one signature check per token).
+      const keys = JSON.stringify(remote.jwks());
+      if (this.lastKeys !== undefined && keys !== this.lastKeys) this.cache.clear();
+      this.lastKeys = keys;
       this.opts.onJwksRefresh?.('ok');
     } catch (err) {
       this.opts.onJwksRefresh?.('error', reasonOf(err));

@@ -223,6 +223,26 @@ describe('auth gate (remote JWKS with rotation)', () => {
   });
 });
 
+describe('auth gate: a key withdrawn from the JWKS', () => {
+  test('takes its cached tokens with it at the next refresh', async () => {
+    const key = await makeKey('ES256');
+    const server = await startJwksServer([key.jwk]);
+    const app = await buildApp(`store: { url: memory }\nauth: { jwksUrl: "${server.url}", algorithms: [ES256], jwksMaxAge: 1s }`);
+    app.deps.verifier.start();
+    for (let i = 0; i < 100 && !app.deps.verifier.ready; i++) await new Promise((r) => setTimeout(r, 20));
+    const token = { Authorization: `Bearer ${await sign(key)}` };
+    expect((await app.auth('GET', '/x', token)).status).toBe(200);
+    expect(app.deps.verifier.cachedTokens).toBe(1);
+    server.setKeys([]);
+    await new Promise((r) => setTimeout(r, 1500));
+    const res = await app.auth('GET', '/x', token);
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toContain('no signing key');
+    await app.close();
+    await server.close();
+  });
+});
+
 describe('auth gate: JWKS unreachable at boot', () => {
   test('/readyz is 503 until the keys load, then 200 without a restart', async () => {
     const key = await makeKey('ES256');
