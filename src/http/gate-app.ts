@@ -24,6 +24,14 @@ export interface GateAppDeps {
 
 type Ctx = Context<{ Bindings: HttpBindings }>;
 
+/**
+ * Denials kept for a replay: only those whose second evaluation would cost something (a
+ * rate-limit point, a lease) or could answer differently. An auth or forwarded-request denial is
+ * answered again for free and identically, and keeping it would let any unauthenticated caller
+ * write to the store at will.
+ */
+const KEPT_GATES: ReadonlySet<string> = new Set(['ratelimit', 'conflict']);
+
 /** Header lookup straight from Node's parsed headers (no Headers object per request). */
 function headerGetter(c: Ctx): HeaderGetter {
   const h = c.env?.incoming?.headers;
@@ -51,7 +59,7 @@ export function createGateApp(deps: GateAppDeps): Hono<{ Bindings: HttpBindings 
     metrics.observeLatency(false, (performance.now() - started) / 1000);
     const res = renderProblem(d);
     log.info({ gate: d.gate, code: d.code, status: res.status, method: ctx.method, path: ctx.path, client: ctx.ip }, 'denied');
-    if (requestId !== undefined && fingerprint !== undefined) {
+    if (requestId !== undefined && fingerprint !== undefined && KEPT_GATES.has(d.gate)) {
       return replay.remember(requestId, fingerprint, res).then(() => send(res));
     }
     return send(res);

@@ -104,12 +104,29 @@ describe('nginx replay (X-Request-Id + X-Auth-Replay)', () => {
     expect(statuses).toEqual([200, 200, 429, 429]);
   });
 
+  test('auth denials are not kept: an unauthenticated caller cannot write to the store', async () => {
+    const before = (app.deps.replay as unknown as { local: Map<string, unknown> }).local.size;
+    for (let i = 0; i < 5; i++) expect((await app.auth('GET', '/nokeep', { 'X-Request-Id': `req-eeee-000${i}` })).status).toBe(401);
+    expect((app.deps.replay as unknown as { local: Map<string, unknown> }).local.size).toBe(before);
+    // and the replay of an auth denial is answered again, identically
+    const again = await app.auth('GET', '/nokeep', { 'X-Request-Id': 'req-eeee-0000', 'X-Auth-Replay': '401' });
+    expect(again.status).toBe(401);
+    expect(await again.json()).toMatchObject({ code: 'missing_token' });
+  });
+
   test('a kept denial is only served for the same method and URI', async () => {
     const h = { Authorization: `Bearer ${await sign(key, { sub: 'other' })}` };
-    const missing = await app.auth('GET', '/b', { 'X-Request-Id': 'req-dddd-0001' });
-    expect(missing.status).toBe(401);
-    const elsewhere = await app.auth('GET', '/c', { ...h, 'X-Request-Id': 'req-dddd-0001', 'X-Auth-Replay': '401' });
-    expect(elsewhere.status).toBe(200);
+    expect((await app.auth('GET', '/b', { ...h, 'X-Request-Id': 'req-dddd-0001' })).status).toBe(200);
+    expect((await app.auth('GET', '/b', { ...h, 'X-Request-Id': 'req-dddd-0002' })).status).toBe(200);
+    expect((await app.auth('GET', '/b', { ...h, 'X-Request-Id': 'req-dddd-0003' })).status).toBe(429); // kept
+    const replayed = async () => Number(/gate_decisions_total\{gate="replay",code="replayed"\} (\d+)/.exec(await app.deps.metrics.registry.metrics())?.[1] ?? 0);
+    const r0 = await replayed();
+    const elsewhere = await app.auth('GET', '/c', { ...h, 'X-Request-Id': 'req-dddd-0003', 'X-Auth-Replay': '500' });
+    expect(elsewhere.status).toBe(429); // over the limit anyway, but evaluated afresh
+    expect(await replayed()).toBe(r0);
+    const sameRoute = await app.auth('GET', '/b', { ...h, 'X-Request-Id': 'req-dddd-0003', 'X-Auth-Replay': '500' });
+    expect(sameRoute.status).toBe(429);
+    expect(await replayed()).toBe(r0 + 1);
   });
 });
 
