@@ -54,13 +54,13 @@ export function createGateApp(deps: GateAppDeps): Hono<{ Bindings: HttpBindings 
   const { gates, classifyIp, replay, metrics, log } = deps;
   const app = new Hono<{ Bindings: HttpBindings }>();
 
-  const denied = (d: Deny, ctx: { method?: string; path?: string; ip?: string }, requestId: string | undefined, fingerprint: string | undefined, started: number): Promise<Response> | Response => {
+  const denied = (d: Deny, ctx: { method?: string; path?: string; ip?: string }, keepAs: { id: string; fingerprint: string } | undefined, started: number): Promise<Response> | Response => {
     metrics.decision(d.gate, d.code);
     metrics.observeLatency(false, (performance.now() - started) / 1000);
     const res = renderProblem(d);
     log.info({ gate: d.gate, code: d.code, status: res.status, method: ctx.method, path: ctx.path, client: ctx.ip }, 'denied');
-    if (requestId !== undefined && fingerprint !== undefined && KEPT_GATES.has(d.gate)) {
-      return replay.remember(requestId, fingerprint, res).then(() => send(res));
+    if (keepAs !== undefined && KEPT_GATES.has(d.gate)) {
+      return replay.remember(keepAs.id, keepAs.fingerprint, res).then(() => send(res));
     }
     return send(res);
   };
@@ -71,25 +71,31 @@ export function createGateApp(deps: GateAppDeps): Hono<{ Bindings: HttpBindings 
     const peerRaw = c.env?.incoming?.socket?.remoteAddress ?? '';
     const peer = classifyIp(peerRaw);
     if (peer === null || !peer.trusted) {
-      return denied(deny('forward', 'untrusted_source', 'Only a trusted proxy may call /auth.'), { ip: peer?.ip }, undefined, undefined, started);
+      return denied(deny('forward', 'untrusted_source', 'Only a trusted proxy may call /auth.'), { ip: peer?.ip }, undefined, started);
     }
 
+    // nginx replay protocol (http/replay.ts): a first call with an id may have its denial kept; a
+    // replay is served from what was kept, or else evaluated like any request and not kept again.
+    let keepAs: { id: string; fingerprint: string } | undefined;
     const rawId = get(REQUEST_ID_HEADER);
-    const requestId = rawId !== undefined && ReplayCache.ID_RE.test(rawId) ? rawId : undefined;
-    const fingerprint = requestId ? `${get('x-forwarded-method') ?? get('x-original-method') ?? ''} ${get('x-forwarded-uri') ?? get('x-original-uri') ?? ''}` : undefined;
-    if (requestId !== undefined && get(REPLAY_HEADER) !== undefined) {
-      const kept = await replay.recall(requestId, fingerprint!);
-      if (kept !== null) {
-        metrics.decision('replay', 'replayed');
-        return send(kept);
+    if (rawId !== undefined && ReplayCache.ID_RE.test(rawId)) {
+      const fingerprint = `${get('x-forwarded-method') ?? get('x-original-method') ?? ''} ${get('x-forwarded-uri') ?? get('x-original-uri') ?? ''}`;
+      if (get(REPLAY_HEADER) === undefined) {
+        keepAs = { id: rawId, fingerprint };
+      } else {
+        const kept = await replay.recall(rawId, fingerprint);
+        if (kept !== null) {
+          metrics.decision('replay', 'replayed');
+          return send(kept);
+        }
       }
     }
 
     const facts = readForwarded(get, peer.ip, classifyIp);
-    if ('kind' in facts) return denied(facts, { ip: peer.ip }, requestId, fingerprint, started);
+    if ('kind' in facts) return denied(facts, { ip: peer.ip }, keepAs, started);
 
     const decision = await runPipeline(facts, gates);
-    if (decision.kind === 'deny') return denied(decision, { method: facts.method, path: facts.path, ip: facts.clientIp }, requestId, fingerprint, started);
+    if (decision.kind === 'deny') return denied(decision, { method: facts.method, path: facts.path, ip: facts.clientIp }, keepAs, started);
     metrics.decision('pipeline', 'allow');
     metrics.observeLatency(true, (performance.now() - started) / 1000);
     return new Response('', { status: 200, headers: decision.headers });
