@@ -66,7 +66,7 @@ export function createDeps(compiled: Compiled, opts: { log: Logger; store?: Vers
     }),
   };
   const ready = () => {
-    const checks = { store: store.isReady(), keys: verifier.ready };
+    const checks = { store: store.isHealthy(), keys: verifier.ready };
     metrics.storeUp.set(checks.store ? 1 : 0);
     return { ready: checks.store && checks.keys, checks };
   };

@@ -73,6 +73,10 @@ export class MemoryStore implements VersionStore {
     return true;
   }
 
+  isHealthy(): boolean {
+    return true;
+  }
+
   async ping(): Promise<boolean> {
     return true;
   }

@@ -61,8 +61,10 @@ export interface VersionStore {
   recall(id: string): Promise<string | null>;
   /** A rate limiter backed by this store (rate-limiter-flexible). */
   rateLimiter(spec: LimiterSpec): RateLimiterAbstract;
-  /** The store answers right now (no network round trip for Redis: the connection state). */
+  /** The connection is up (no round trip: what the hot path checks before calling the store). */
   isReady(): boolean;
+  /** The store answered a recent health ping (what /readyz reports: connected is not answering). */
+  isHealthy(): boolean;
   /** A round trip: true when the store answered. */
   ping(): Promise<boolean>;
   close(): Promise<void>;

@@ -117,6 +117,10 @@ interface ScriptClient extends Redis {
   cgPublish(ver: string, claim: string, version: string): Promise<['ok' | 'stale', string | null]>;
 }
 
+const HEALTH_PING_MS = 1000;
+/** Unhealthy once no PING has been answered for this long (two missed pings and a margin). */
+const HEALTH_STALE_MS = 2500;
+
 // One instance: an outage must not cost an Error (and its stack) per request.
 const NOT_READY = new StoreError('not_ready', 'redis is not connected');
 
@@ -134,6 +138,8 @@ export class RedisStore implements VersionStore {
   readonly client: ScriptClient;
   private readonly keys: KeyLayout;
   private readonly batcher: Batcher;
+  private readonly healthTimer: NodeJS.Timeout;
+  private lastAnswerAt = 0;
 
   constructor(opts: RedisStoreOptions) {
     this.keys = keyLayout(opts.keyPrefix);
@@ -154,6 +160,17 @@ export class RedisStore implements VersionStore {
     client.defineCommand('cgPublish', { numberOfKeys: 2, lua: LUA_PUBLISH });
     this.client = client as ScriptClient;
     this.batcher = new Batcher(client);
+    // Health: a connected socket is not an answering server (a stopped or overloaded Redis keeps
+    // the socket open). A PING every second, bounded by commandTimeout, keeps isHealthy() honest.
+    client.on('ready', () => (this.lastAnswerAt = Date.now()));
+    this.healthTimer = setInterval(() => {
+      if (client.status !== 'ready') return;
+      client.ping().then(
+        () => (this.lastAnswerAt = Date.now()),
+        () => undefined,
+      );
+    }, HEALTH_PING_MS);
+    this.healthTimer.unref();
   }
 
   private async run<T>(op: () => Promise<T>): Promise<T> {
@@ -234,6 +251,10 @@ export class RedisStore implements VersionStore {
     return this.client.status === 'ready';
   }
 
+  isHealthy(): boolean {
+    return this.client.status === 'ready' && Date.now() - this.lastAnswerAt < HEALTH_STALE_MS;
+  }
+
   async ping(): Promise<boolean> {
     try {
       return (await this.run(() => this.client.ping())) === 'PONG';
@@ -243,6 +264,7 @@ export class RedisStore implements VersionStore {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.healthTimer);
     // Not connected: stop the reconnect loop now. Connected: QUIT lets queued replies arrive.
     if (this.client.status !== 'ready') {
       this.client.disconnect();

@@ -28,6 +28,9 @@ export interface OwnRedis {
   kill(): Promise<void>;
   /** Starts it again on the same port. */
   restart(): Promise<void>;
+  /** SIGSTOP / SIGCONT: the socket stays open, nothing answers (a hung server). */
+  pause(): void;
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -48,5 +51,16 @@ export async function startOwnRedis(): Promise<OwnRedis> {
     });
   };
   await start();
-  return { port, url: `redis://127.0.0.1:${port}/0`, kill, restart: start, stop: kill };
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}/0`,
+    kill,
+    restart: start,
+    stop: async () => {
+      proc?.kill('SIGCONT');
+      await kill();
+    },
+    pause: () => void proc?.kill('SIGSTOP'),
+    resume: () => void proc?.kill('SIGCONT'),
+  };
 }

@@ -127,3 +127,27 @@ describe('Redis killed while requests flow, then restarted', () => {
     raw.disconnect();
   });
 });
+
+describe('a hung Redis (socket open, nothing answers)', () => {
+  test('/readyz turns 503, requests stay bounded by the command timeout, and it recovers', async () => {
+    const redis = await startOwnRedis();
+    const g = await startGate({
+      yaml: config(redis.url, uniquePrefix('hung'), '    - { name: r, limit: 100, window: 60s }', '  onStoreError: memory'),
+      files: { 'jwks.json': JSON.stringify(jwks(key)) },
+    });
+    try {
+      await waitReady(g, 200);
+      redis.pause();
+      await waitReady(g, 503);
+      const started = Date.now();
+      const res = await forward(g.url, 'GET', '/api/x', { Authorization: `Bearer ${await sign(key, { sub: 'hung' })}` });
+      expect(res.status).toBe(200); // the memory fail mode answered
+      expect(Date.now() - started).toBeLessThan(1000); // commandTimeout is 200ms
+      redis.resume();
+      await waitReady(g, 200);
+    } finally {
+      await g.stop();
+      await redis.stop();
+    }
+  });
+});
