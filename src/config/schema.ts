@@ -1,11 +1,18 @@
 // The config file's shape: zod schema, strict at every level, and the single home of defaults.
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { durationMs } from '../core/durations.js';
 import { patternProblem } from '../core/paths.js';
 
 const DURATION_RE = /^\d+(ms|s|m|h)$/;
 const DURATION_MSG = 'expected a duration like "60s"';
-const duration = () => z.string({ message: DURATION_MSG }).regex(DURATION_RE, { message: DURATION_MSG });
+/** Node timers overflow past 2^31-1 ms (and then fire after 1 ms): no duration may be longer. */
+const MAX_DURATION_MS = 576 * 3_600_000;
+const duration = () =>
+  z
+    .string({ message: DURATION_MSG })
+    .regex(DURATION_RE, { message: DURATION_MSG })
+    .refine((d) => !DURATION_RE.test(d) || durationMs(d) <= MAX_DURATION_MS, { message: 'expected a duration of at most 576h (24 days)' });
 /** A rate-limit window: whole seconds (rate-limiter-flexible counts in seconds). */
 const windowDuration = () =>
   duration().refine((d) => /^\d+(s|m|h)$/.test(d) && !/^0+[smh]$/.test(d), { message: 'expected whole seconds, at least "1s"' });

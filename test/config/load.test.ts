@@ -27,6 +27,7 @@ const CASES: [fixture: string, lines: string[], env?: Record<string, string>][] 
   ['bad-require', ['conflict.resources[0].require: expected none, if-match, client-version or any']],
   ['bad-if-match-status', ['conflict.ifMatchStatus: expected 412 or 409']],
   ['zero-lease', ['conflict.claim.lease: expected a duration above 0']],
+  ['duration-too-long', ['auth.jwksMaxAge: expected a duration of at most 576h (24 days)']],
   ['lease-number', ['conflict.claim.lease: expected a duration like "60s"']],
   ['no-key-source', ['auth: exactly one of jwksUrl, jwksFile, publicKeyFile, secret is required']],
   ['two-key-sources', ['auth: exactly one of jwksUrl, jwksFile, publicKeyFile, secret is required (got jwksUrl, secret)']],
