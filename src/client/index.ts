@@ -21,6 +21,7 @@ export class PublishError extends Error {
 
 interface Backend {
   publish(key: string, version: string): Promise<PublishResult>;
+  release(key: string): Promise<void>;
   get(key: string): Promise<string | null>;
   remove(key: string): Promise<boolean>;
   close(): Promise<void>;
@@ -56,10 +57,14 @@ export class VersionPublisher {
     return this.backend.get(resourceKey);
   }
 
-  /** Ends a claim lease without changing the version (after an upstream write failed). */
-  async release(resourceKey: string): Promise<void> {
-    const current = await this.backend.get(resourceKey);
-    if (current !== null) await this.backend.publish(resourceKey, current);
+  /**
+   * Ends the resource's claim lease without changing its version (after an upstream write failed),
+   * so the next writer need not wait for the lease to expire. Through Redis this is one atomic
+   * command. Through the admin API it re-publishes the cached version (a PUT releases the lease),
+   * or, for a resource with no version, DELETEs it (which drops the lease too).
+   */
+  release(resourceKey: string): Promise<void> {
+    return this.backend.release(resourceKey);
   }
 
   /** Forgets the version (a deleted resource). */
@@ -92,6 +97,7 @@ function redisBackend(o: { url: string; keyPrefix?: string; commandTimeoutMs?: n
   };
   return {
     publish: async (k, v) => (await ready(), store.publish(k, v)),
+    release: async (k) => (await ready(), store.endClaim(k)),
     get: async (k) => (await ready(), store.getVersion(k)),
     remove: async (k) => (await ready(), store.remove(k)),
     close: () => store.close(),
@@ -113,7 +119,12 @@ function adminBackend(o: { url: string; token: string; timeoutMs?: number }): Ba
     const problem = (await res.json().catch(() => ({}))) as { code?: string; detail?: string };
     throw new PublishError(`admin API answered ${res.status}${problem.code ? ` ${problem.code}` : ''}`, res.status);
   };
-  return {
+  const backend: Backend = {
+    release: async (key) => {
+      const current = await backend.get(key);
+      if (current === null) await backend.remove(key);
+      else await backend.publish(key, current);
+    },
     publish: async (key, version) => {
       const res = await call('PUT', key, { version });
       if (res.status === 200) return { kind: 'published', previous: ((await res.json()) as { previous: string | null }).previous };
@@ -134,4 +145,5 @@ function adminBackend(o: { url: string; token: string; timeoutMs?: number }): Ba
     },
     close: async () => {},
   };
+  return backend;
 }

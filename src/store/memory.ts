@@ -36,6 +36,10 @@ export class MemoryStore implements VersionStore {
     if (this.leases.get(key)?.token === token) this.leases.delete(key);
   }
 
+  async endClaim(key: string): Promise<void> {
+    this.leases.delete(key);
+  }
+
   async publish(key: string, version: string): Promise<PublishResult> {
     const previous = this.versions.get(key) ?? null;
     if (!isPublishAllowed(version, previous)) return { kind: 'stale', current: previous! };

@@ -52,6 +52,8 @@ export interface VersionStore {
   claim(resourceKey: string, leaseMs: number, token: string): Promise<ClaimResult>;
   /** Gives the lease back if `token` still holds it. */
   release(resourceKey: string, token: string): Promise<void>;
+  /** Ends whatever lease the resource has (an upstream whose write failed; it holds no token). */
+  endClaim(resourceKey: string): Promise<void>;
   /** Publish-if-newer (ordered versions never move backwards); also ends any lease. */
   publish(resourceKey: string, version: string): Promise<PublishResult>;
   /** Forgets the version (and lease); true when there was a version. */

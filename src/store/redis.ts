@@ -200,6 +200,10 @@ export class RedisStore implements VersionStore {
     await this.run(() => this.client.cgRelease(this.keys.claim(key), token));
   }
 
+  async endClaim(key: string): Promise<void> {
+    await this.run(() => this.client.del(this.keys.claim(key)));
+  }
+
   async publish(key: string, version: string): Promise<PublishResult> {
     const [state, other] = await this.run(() => this.client.cgPublish(this.keys.version(key), this.keys.claim(key), version));
     return state === 'stale' ? { kind: 'stale', current: other! } : { kind: 'published', previous: other ?? null };

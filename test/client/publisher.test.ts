@@ -59,6 +59,14 @@ describe.each(['redis', 'admin API'])('VersionPublisher via %s', (name) => {
     expect(await raw.get(`${prefix}ver:{${k}}`)).toBe('7');
   });
 
+  test('release also ends a lease on a resource with no version yet', async () => {
+    const k = `orders:${name}:new`;
+    await raw.set(`${prefix}claim:{${k}}`, 'tok:', 'PX', 30000);
+    await pub.release(k);
+    expect(await raw.exists(`${prefix}claim:{${k}}`)).toBe(0);
+    expect(await raw.exists(`${prefix}ver:{${k}}`)).toBe(0);
+  });
+
   test('replicas publishing out of order never move a version backwards', async () => {
     const k = `orders:${name}:3`;
     await Promise.all(['5', '9', '1', '7', '3'].map((v) => pub.publish(k, v)));

@@ -98,6 +98,18 @@ export function runStoreContract(name: string, make: () => Promise<StoreHarness>
       expect((await store.claim(k, 10_000, 'b')).claim).toEqual({ kind: 'taken' });
     });
 
+    test('endClaim ends any lease, on a known or an unknown resource', async () => {
+      const { store } = await make();
+      const k = key();
+      await store.claim(k, 10_000, 'a');
+      await store.endClaim(k);
+      expect((await store.claim(k, 10_000, 'b')).claim).toEqual({ kind: 'taken' });
+      await store.publish(k, '1');
+      await store.claim(k, 10_000, 'c');
+      await store.endClaim(k);
+      expect(await store.claim(k, 10_000, 'd')).toEqual({ version: '1', claim: { kind: 'taken' } });
+    });
+
     test('release frees only the holder’s lease', async () => {
       const { store } = await make();
       const k = key();
