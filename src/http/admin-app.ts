@@ -4,6 +4,7 @@ import { Hono, type Context } from 'hono';
 import { problemResponse, type Problem } from '../core/problem.js';
 import { etagOf } from '../core/versions.js';
 import type { Logger } from '../obs/log.js';
+import { mountHealth, type Readiness } from './health.js';
 import type { Metrics } from '../obs/metrics.js';
 import { toStoreError, type VersionStore } from '../store/port.js';
 
@@ -13,7 +14,7 @@ export interface AdminAppDeps {
   log: Logger;
   /** GATE_ADMIN_TOKEN; without one the versions API answers 403 to everyone. */
   adminToken: string | undefined;
-  ready: () => { ready: boolean; checks: Record<string, boolean> };
+  ready: Readiness;
 }
 
 const VERSION_RE = /^[\x21-\x7e]{1,256}$/;
@@ -35,11 +36,7 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
   const { store, metrics, log } = deps;
   const app = new Hono();
 
-  app.get('/healthz', (c) => c.json({ status: 'ok' }));
-  app.get('/readyz', (c) => {
-    const r = deps.ready();
-    return c.json({ status: r.ready ? 'ready' : 'not_ready', checks: r.checks }, r.ready ? 200 : 503);
-  });
+  mountHealth(app, deps.ready);
   app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType }));
 
   app.use('/versions/*', async (c, next) => {

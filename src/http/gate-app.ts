@@ -5,6 +5,7 @@ import { deny, type Deny } from '../core/decision.js';
 import { readForwarded, type HeaderGetter, type IpClassifier } from '../core/forwarded.js';
 import { problemResponse, renderProblem, type ProblemResponse } from '../core/problem.js';
 import type { Logger } from '../obs/log.js';
+import { mountHealth, type Readiness } from './health.js';
 import type { Metrics } from '../obs/metrics.js';
 import { runPipeline, type Gates } from '../pipeline.js';
 import { REPLAY_HEADER, REQUEST_ID_HEADER } from './headers.js';
@@ -17,7 +18,7 @@ export interface GateAppDeps {
   metrics: Metrics;
   log: Logger;
   /** True when the store answers and auth keys are loaded. */
-  ready: () => { ready: boolean; checks: Record<string, boolean> };
+  ready: Readiness;
   /** Extra routes (dev mode serves its JWKS here). */
   extra?: (app: Hono<{ Bindings: HttpBindings }>) => void;
 }
@@ -101,14 +102,10 @@ export function createGateApp(deps: GateAppDeps): Hono<{ Bindings: HttpBindings 
     return new Response('', { status: 200, headers: decision.headers });
   });
 
-  app.get('/healthz', (c) => c.json({ status: 'ok' }));
-  app.get('/readyz', (c) => {
-    const r = deps.ready();
-    return c.json({ status: r.ready ? 'ready' : 'not_ready', checks: r.checks }, r.ready ? 200 : 503);
-  });
+  mountHealth(app, deps.ready);
   deps.extra?.(app);
-  app.notFound((c) => send(problemResponse({ status: 404, code: 'not_found', title: 'Not found', detail: 'The gate answers /auth, /healthz and /readyz.' })));
-  app.onError((err, c) => {
+  app.notFound(() => send(problemResponse({ status: 404, code: 'not_found', title: 'Not found', detail: 'The gate answers /auth, /healthz and /readyz.' })));
+  app.onError((err) => {
     log.error({ err }, 'unexpected error answering a request');
     return send(problemResponse({ status: 500, code: 'internal_error', title: 'Internal error', detail: 'The gate failed to decide; see its logs.' }));
   });

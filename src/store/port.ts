@@ -12,6 +12,9 @@ export class StoreError extends Error {
   }
 }
 
+/** One instance for "not connected": an outage must not cost an Error (and its stack) per request. */
+export const STORE_NOT_READY = new StoreError('not_ready', 'store is not connected');
+
 /** Turns a client failure (ioredis, rate-limiter-flexible) into a StoreError; never leaks the raw message. */
 export function toStoreError(err: unknown): StoreError {
   if (err instanceof StoreError) return err;

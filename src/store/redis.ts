@@ -2,7 +2,7 @@
 import { Redis, type ChainableCommander } from 'ioredis';
 import { RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { keyLayout, type KeyLayout } from './keys.js';
-import { StoreError, toStoreError, type ClaimResult, type LimiterSpec, type PublishResult, type VersionStore } from './port.js';
+import { STORE_NOT_READY, toStoreError, type ClaimResult, type LimiterSpec, type PublishResult, type VersionStore } from './port.js';
 
 // Ordered versions (`12`, `2.4.1`) compare component by component as big integers; `1.0` == `1`.
 // This is core/versions.ts#compareOrdered in Lua: publish-if-newer must be atomic in Redis.
@@ -121,8 +121,6 @@ const HEALTH_PING_MS = 1000;
 /** Unhealthy once no PING has been answered for this long (two missed pings and a margin). */
 const HEALTH_STALE_MS = 2500;
 
-// One instance: an outage must not cost an Error (and its stack) per request.
-const NOT_READY = new StoreError('not_ready', 'redis is not connected');
 
 export interface RedisStoreOptions {
   url: string;
@@ -174,7 +172,7 @@ export class RedisStore implements VersionStore {
   }
 
   private async run<T>(op: () => Promise<T>): Promise<T> {
-    if (this.client.status !== 'ready') throw NOT_READY;
+    if (this.client.status !== 'ready') throw STORE_NOT_READY;
     try {
       return await op();
     } catch (err) {

@@ -6,11 +6,9 @@ import type { Decision } from '../../core/decision.js';
 import type { RequestFacts } from '../../core/forwarded.js';
 import type { Metrics } from '../../obs/metrics.js';
 import { keyLayout } from '../../store/keys.js';
-import { StoreError, toStoreError, type VersionStore } from '../../store/port.js';
+import { STORE_NOT_READY, toStoreError, type VersionStore } from '../../store/port.js';
 import type { Claims } from '../auth/decide.js';
 import { decideRateLimit, type LimitOutcome, type RulePolicy } from './decide.js';
-
-const NOT_READY = new StoreError('not_ready', 'store is not connected');
 
 /** Who is asking: a verified client, or an anonymous caller on a public route. */
 export interface Caller {
@@ -77,7 +75,7 @@ export class RateLimitGate {
     const { store, metrics } = this.opts;
     try {
       // Disconnected: skip the call (rate-limiter-flexible would build and throw an Error for it).
-      if (!store.isReady()) throw NOT_READY;
+      if (!store.isReady()) throw STORE_NOT_READY;
       return allowed(await l.primary.consume(key, 1), limit, false);
     } catch (err) {
       if (err instanceof RateLimiterRes) return limited(err, limit, false);
