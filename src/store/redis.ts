@@ -72,12 +72,13 @@ return {'ok', cur}
  * latency; each command keeps its own reply, error and commandTimeout.
  */
 class Batcher {
-  private queue: { add: (p: ChainableCommander) => void; resolve: (v: unknown) => void; reject: (e: unknown) => void }[] = [];
+  // `add` queues its command on a pipeline, or (given the client itself) sends it and returns its promise.
+  private queue: { add: (p: ChainableCommander) => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }[] = [];
   private scheduled = false;
 
   constructor(private readonly client: Redis) {}
 
-  run<T>(add: (p: ChainableCommander) => void): Promise<T> {
+  run<T>(add: (p: ChainableCommander) => unknown): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ add, resolve: resolve as (v: unknown) => void, reject });
       if (!this.scheduled) {
@@ -91,6 +92,12 @@ class Batcher {
     this.scheduled = false;
     const batch = this.queue;
     this.queue = [];
+    if (batch.length === 1) {
+      // Alone in its turn: a pipeline would only add its own bookkeeping.
+      const only = batch[0]!;
+      Promise.resolve(only.add(this.client as unknown as ChainableCommander)).then(only.resolve, only.reject);
+      return;
+    }
     const pipeline = this.client.pipeline();
     for (const item of batch) item.add(pipeline);
     pipeline.exec().then(
