@@ -90,6 +90,7 @@ export async function main(argv: string[], env: Env): Promise<number> {
       printIssues(configFile, issues);
       return 2;
     }
+    for (const w of result.ok ? result.warnings : []) process.stderr.write(`warning: ${w.path}: ${w.message}\n`);
     process.stdout.write(`${configFile}: OK\n`);
     return 0;
   }
@@ -117,6 +118,7 @@ export async function main(argv: string[], env: Env): Promise<number> {
   const { log, flushLogs } = createProcessLogger(env.LOG_LEVEL || 'info');
   process.once('exit', flushLogs);
   let compiled;
+  let warnings: ConfigIssue[] = [];
   let dev: Awaited<ReturnType<typeof createDevKit>> | undefined;
   if (configFile) {
     const result = await loadAndCompile(configFile, env);
@@ -125,6 +127,7 @@ export async function main(argv: string[], env: Env): Promise<number> {
       return 2;
     }
     compiled = result.compiled;
+    warnings = result.warnings;
   } else if (values.dev) {
     dev = await createDevKit();
     const loaded = loadConfigText(devConfigYaml(dev.jwksFile), env);
@@ -157,6 +160,7 @@ export async function main(argv: string[], env: Env): Promise<number> {
     dev?.cleanup();
     return 1;
   }
+  for (const w of warnings) log.warn({ field: w.path, problem: w.message }, 'config warning');
   log.info({ port: server.port, adminPort: server.adminPort, store: compiled.store.url === 'memory' ? 'memory' : 'redis', dev: Boolean(dev) }, 'conflict-gate listening');
   if (dev) {
     log.warn('DEV MODE: in-memory store and a throwaway signing key; never use in production');

@@ -59,7 +59,8 @@ export interface Compiled {
   };
 }
 
-export type CompileResult = { ok: true; compiled: Compiled } | { ok: false; issues: ConfigIssue[] };
+/** `warnings`: choices that work but are weaker than they should be (a short HMAC secret). */
+export type CompileResult = { ok: true; compiled: Compiled; warnings: ConfigIssue[] } | { ok: false; issues: ConfigIssue[] };
 
 
 /** Does the route apply to this method and path? */
@@ -75,7 +76,9 @@ function route(methods: readonly string[] | undefined, pattern: string | undefin
 /** Compiles a validated config. Reads key files; collects every problem. */
 export async function compileConfig(config: Config, opts: { baseDir?: string } = {}): Promise<CompileResult> {
   const issues: ConfigIssue[] = [];
+  const warnings: ConfigIssue[] = [];
   const issue = (path: string, message: string) => issues.push({ path, message });
+  const warn = (path: string, message: string) => warnings.push({ path, message });
   const resolveFile = (f: string) => (opts.baseDir && !f.startsWith('/') ? `${opts.baseDir}/${f}` : f);
 
   // server
@@ -93,7 +96,7 @@ export async function compileConfig(config: Config, opts: { baseDir?: string } =
   if (a.jwksUrl !== undefined) source = { kind: 'remote', url: new URL(a.jwksUrl) };
   else if (a.jwksFile !== undefined) source = readJwksFile(resolveFile(a.jwksFile), issue);
   else if (a.publicKeyFile !== undefined) source = await readPublicKey(resolveFile(a.publicKeyFile), algorithms, issue);
-  else if (a.secret !== undefined) source = await importSecret(a.secret, algorithms, issue);
+  else if (a.secret !== undefined) source = await importSecret(a.secret, algorithms, warn);
   const leaseMs = durationMs(config.conflict.claim.lease);
   if (issues.length > 0 || source === undefined) return { ok: false, issues };
 
@@ -154,7 +157,7 @@ export async function compileConfig(config: Config, opts: { baseDir?: string } =
       })),
     },
   };
-  return { ok: true, compiled: deepFreeze(compiled) };
+  return { ok: true, compiled: deepFreeze(compiled), warnings };
 }
 
 function keyTemplate(template: string): (params: Record<string, string>) => string {
@@ -230,16 +233,18 @@ async function readPublicKey(file: string, algorithms: readonly Algorithm[], iss
 
 const HMAC_MIN_BYTES: Record<string, number> = { HS256: 32, HS384: 48, HS512: 64 };
 
-async function importSecret(secret: string, algorithms: readonly Algorithm[], issue: (p: string, m: string) => void): Promise<KeySource | undefined> {
+/**
+ * A secret shorter than its hash is weaker than the algorithm promises (RFC 7518 §3.2 says MUST
+ * NOT): it is reported as a warning on every start and by `check`, not refused, because the
+ * secret is usually the identity provider's, not the operator's to choose.
+ */
+async function importSecret(secret: string, algorithms: readonly Algorithm[], warn: (p: string, m: string) => void): Promise<KeySource | undefined> {
   const bytes = new TextEncoder().encode(secret);
   const byAlg = new Map<string, CryptoKey>();
   for (const alg of algorithms) {
     const min = HMAC_MIN_BYTES[alg];
     if (min === undefined) continue;
-    if (bytes.length < min) {
-      issue('auth.secret', `must be at least ${min} bytes for ${alg} (RFC 7518 §3.2)`);
-      continue;
-    }
+    if (bytes.length < min) warn('auth.secret', `shorter than ${min} bytes, weaker than ${alg} should be (RFC 7518 §3.2); use a longer secret`);
     // Imported once as a CryptoKey: jose would re-import a raw secret on every verify.
     byAlg.set(alg, await crypto.subtle.importKey('raw', bytes, { name: 'HMAC', hash: `SHA-${alg.slice(2)}` }, false, ['verify']));
   }

@@ -34,7 +34,6 @@ const CASES: [fixture: string, lines: string[], env?: Record<string, string>][] 
   ['hmac-with-public-key', ['auth.algorithms[1]: HS256 is an HMAC algorithm; it is only allowed with auth.secret']],
   ['asymmetric-with-secret', ['auth.algorithms[0]: RS256 needs a public key, but auth.secret is an HMAC secret']],
   ['alg-none', [`auth.algorithms[0]: expected one of ${ALGS} ("none" is never allowed)`]],
-  ['short-secret', ['auth.secret: must be at least 32 bytes for HS256 (RFC 7518 §3.2)']],
   ['unset-env', ['auth.secret: environment variable JWT_SECRET is not set']],
   ['missing-jwks-file', [`auth.jwksFile: ${FIX}/missing.json: file not found`]],
   ['bad-public-key', [`auth.publicKeyFile: ${FIX}/not-a-key.pem: not a PEM public key (SPKI or X.509) usable with RS256, ES256, EdDSA`]],
@@ -79,6 +78,14 @@ conflict: { ifMatchStatus: 400 }
         'rateLimit.rules[1].path: "*" may only be the last segment',
       ].sort(),
     );
+  });
+
+  test('a secret shorter than its hash is a warning, not a refusal', async () => {
+    const { code, stdout, stderr } = await runCli(['check', '--config', join(FIX, 'short-secret.yaml')]);
+    expect(code).toBe(0);
+    expect(stdout).toContain('OK');
+    expect(stderr.trim()).toBe('warning: auth.secret: shorter than 32 bytes, weaker than HS256 should be (RFC 7518 §3.2); use a longer secret');
+    expect(stderr).not.toContain('tiny-s3cret'); // the secret itself is never printed
   });
 
   test('a missing file exits 2 with one line', async () => {
