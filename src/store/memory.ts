@@ -9,6 +9,8 @@ interface Lease {
   untilMs: number;
 }
 
+const MAX_KEPT = 10_000;
+
 export class MemoryStore implements VersionStore {
   readonly kind = 'memory' as const;
   private readonly versions = new Map<string, string>();
@@ -54,9 +56,14 @@ export class MemoryStore implements VersionStore {
   }
 
   async remember(id: string, value: string, ttlMs: number): Promise<void> {
-    const now = this.now();
-    if (this.kept.size > 10_000) for (const [k, v] of this.kept) if (v.untilMs <= now) this.kept.delete(k);
-    this.kept.set(id, { value, untilMs: now + ttlMs });
+    // Bounded: entries are inserted in time order, so the oldest go first (expired or not).
+    while (this.kept.size >= MAX_KEPT) {
+      const oldest = this.kept.keys().next().value;
+      if (oldest === undefined) break;
+      this.kept.delete(oldest);
+    }
+    this.kept.delete(id);
+    this.kept.set(id, { value, untilMs: this.now() + ttlMs });
   }
 
   async recall(id: string): Promise<string | null> {
