@@ -3,8 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { compileConfig } from './config/compile.js';
-import { loadConfigFile, loadConfigText, type ConfigIssue, type Env } from './config/load.js';
+import { compileConfig, type CompileResult } from './config/compile.js';
+import { loadConfigFile, loadConfigText, type ConfigIssue, type Env, type LoadResult } from './config/load.js';
 import { configJsonSchema } from './config/schema.js';
 import { isLogLevel } from './obs/log.js';
 
@@ -34,11 +34,12 @@ function printIssues(source: string, issues: ConfigIssue[]): void {
   for (const i of issues) process.stderr.write(`${i.path}: ${i.message}\n`);
 }
 
-async function loadAndCompile(file: string, env: Env) {
-  const loaded = loadConfigFile(file, env);
-  if (!loaded.ok) return { ok: false as const, issues: loaded.issues };
-  return compileConfig(loaded.config, { baseDir: dirname(resolve(file)) });
+/** The same two steps for check, serve and dev mode: load (YAML, ${VAR}, env) then compile. */
+async function compileLoaded(loaded: LoadResult, baseDir?: string): Promise<CompileResult> {
+  return loaded.ok ? compileConfig(loaded.config, { baseDir }) : loaded;
 }
+
+const loadAndCompile = (file: string, env: Env) => compileLoaded(loadConfigFile(file, env), dirname(resolve(file)));
 
 function envIssues(env: Env): ConfigIssue[] {
   if (env.LOG_LEVEL !== undefined && env.LOG_LEVEL !== '' && !isLogLevel(env.LOG_LEVEL)) {
@@ -117,30 +118,18 @@ export async function main(argv: string[], env: Env): Promise<number> {
   }
   const { log, flushLogs } = createProcessLogger(env.LOG_LEVEL || 'info');
   process.once('exit', flushLogs);
-  let compiled;
-  let warnings: ConfigIssue[] = [];
-  let dev: Awaited<ReturnType<typeof createDevKit>> | undefined;
-  if (configFile) {
-    const result = await loadAndCompile(configFile, env);
-    if (!result.ok) {
-      printIssues(configFile, result.issues);
-      return 2;
-    }
-    compiled = result.compiled;
-    warnings = result.warnings;
-  } else if (values.dev) {
-    dev = await createDevKit();
-    const loaded = loadConfigText(devConfigYaml(dev.jwksFile), env);
-    const result = loaded.ok ? await compileConfig(loaded.config) : loaded;
-    if (!result.ok) {
-      printIssues('(dev mode)', result.issues);
-      return 2;
-    }
-    compiled = result.compiled;
-  } else {
+  if (!configFile && !values.dev) {
     process.stderr.write('conflict-gate: no config: pass --config FILE or set GATE_CONFIG (or --dev for dev mode)\n');
     return 2;
   }
+  const dev = configFile ? undefined : await createDevKit();
+  const result = dev ? await compileLoaded(loadConfigText(devConfigYaml(dev.jwksFile), env)) : await loadAndCompile(configFile!, env);
+  if (!result.ok) {
+    printIssues(configFile ?? '(dev mode)', result.issues);
+    dev?.cleanup();
+    return 2;
+  }
+  const { compiled, warnings } = result;
 
   const store = dev && compiled.store.url === 'memory' ? new MemoryStore() : undefined;
   if (store) await store.publish(DEV_SEEDED.key, DEV_SEEDED.version);

@@ -38,7 +38,7 @@ interface Backend {
  * await versions.publish(`orders:${order.id}`, String(order.version));
  * ```
  *
- * A write that failed releases the lease with `release(key)` (publishes the unchanged version).
+ * A write that failed ends the lease with `release(key)`, so the next writer need not wait for it.
  */
 export class VersionPublisher {
   private readonly backend: Backend;

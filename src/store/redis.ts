@@ -128,7 +128,6 @@ const HEALTH_PING_MS = 1000;
 /** Unhealthy once no PING has been answered for this long (two missed pings and a margin). */
 const HEALTH_STALE_MS = 2500;
 
-
 export interface RedisStoreOptions {
   url: string;
   keyPrefix: string;

@@ -81,7 +81,7 @@ export class TokenVerifier {
     if (!Number.isInteger(opts.tokenCacheSize) || opts.tokenCacheSize < 0) throw new TypeError('tokenCacheSize must be a whole number >= 0');
     const src = opts.source;
     if (src.kind === 'remote') {
-      // Freshness is ours (see refreshLoop): jose only refetches on an unknown kid.
+      // Freshness is ours (see refresh()): jose only refetches on an unknown kid.
       this.remote = createRemoteJWKSet(src.url, {
         cooldownDuration: opts.jwksCooldownMs,
         cacheMaxAge: Infinity,
