@@ -4,8 +4,7 @@
 //   node --expose-gc bench/token-memory.mjs [--count 1000000] [--cache N (default: the config default)] [--batch 32 (tokens in flight, as the HTTP scenarios' 32 connections)]
 import { createHmac } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { compileConfig } from '../dist/config/compile.js';
-import { loadConfigText } from '../dist/config/load.js';
+import { readConfigText } from '../dist/config/read.js';
 import { createLogger } from '../dist/obs/log.js';
 import { createDeps } from '../dist/server.js';
 
@@ -39,9 +38,7 @@ auth:
   issuer: "${ISS}"
   audience: "${AUD}"
 ${values.cache !== undefined ? `  tokenCacheSize: ${CACHE}\n` : ''}`;
-const loaded = loadConfigText(yaml, {});
-if (!loaded.ok) throw new Error(JSON.stringify(loaded.issues));
-const compiled = await compileConfig(loaded.config);
+const compiled = await readConfigText(yaml, {});
 if (!compiled.ok) throw new Error(JSON.stringify(compiled.issues));
 const deps = createDeps(compiled.compiled, { log: createLogger('silent') });
 const verifier = deps.verifier;

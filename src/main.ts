@@ -1,10 +1,8 @@
 #!/usr/bin/env node
 // The CLI: argv → serve | check | schema; exit 0 (ok), 1 (runtime failure), 2 (bad config or usage).
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { compileConfig, type CompileResult } from './config/compile.js';
-import { loadConfigFile, loadConfigText, type ConfigIssue, type Env, type LoadResult } from './config/load.js';
+import { readConfig, readConfigText, type ConfigIssue, type Env } from './config/read.js';
 import { configJsonSchema } from './config/schema.js';
 import { isLogLevel } from './obs/log.js';
 
@@ -33,13 +31,6 @@ function printIssues(source: string, issues: ConfigIssue[]): void {
   process.stderr.write(`conflict-gate: invalid config ${source} (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n`);
   for (const i of issues) process.stderr.write(`${i.path}: ${i.message}\n`);
 }
-
-/** The same two steps for check, serve and dev mode: load (YAML, ${VAR}, env) then compile. */
-async function compileLoaded(loaded: LoadResult, baseDir?: string): Promise<CompileResult> {
-  return loaded.ok ? compileConfig(loaded.config, { baseDir }) : loaded;
-}
-
-const loadAndCompile = (file: string, env: Env) => compileLoaded(loadConfigFile(file, env), dirname(resolve(file)));
 
 function envIssues(env: Env): ConfigIssue[] {
   if (env.LOG_LEVEL !== undefined && env.LOG_LEVEL !== '' && !isLogLevel(env.LOG_LEVEL)) {
@@ -85,7 +76,7 @@ export async function main(argv: string[], env: Env): Promise<number> {
       process.stderr.write('conflict-gate: check needs --config FILE (or GATE_CONFIG)\n');
       return 2;
     }
-    const result = await loadAndCompile(configFile, env);
+    const result = await readConfig(configFile, env);
     const issues = [...envIssues(env), ...(result.ok ? [] : result.issues)];
     if (issues.length > 0) {
       printIssues(configFile, issues);
@@ -123,7 +114,7 @@ export async function main(argv: string[], env: Env): Promise<number> {
     return 2;
   }
   const dev = configFile ? undefined : await createDevKit();
-  const result = dev ? await compileLoaded(loadConfigText(devConfigYaml(dev.jwksFile), env)) : await loadAndCompile(configFile!, env);
+  const result = dev ? await readConfigText(devConfigYaml(dev.jwksFile), env, { source: '(dev mode)' }) : await readConfig(configFile!, env);
   if (!result.ok) {
     printIssues(configFile ?? '(dev mode)', result.issues);
     dev?.cleanup();

@@ -1,5 +1,6 @@
 // runPipeline: auth → rate limit → conflict; the first denial wins, allows add up their headers.
 import type { Decision } from './core/decision.js';
+import { H } from './core/http.js';
 import type { RequestFacts } from './core/forwarded.js';
 import type { AuthGate } from './gates/auth/gate.js';
 import type { ConflictGate } from './gates/conflict/gate.js';
@@ -32,8 +33,10 @@ export async function runPipeline(facts: RequestFacts, gates: Gates): Promise<De
     if (conflict.kind === 'deny') return conflict;
     Object.assign(headers, conflict.headers);
   } else {
-    headers['X-Resource-Key'] = '';
-    headers['X-Resource-Version'] = '';
+    headers[H.resourceKey] = '';
+    headers[H.resourceVersion] = '';
   }
+  headers[H.shadow] = '';
+  headers[H.idempotencyKey] = '';
   return { kind: 'allow', headers };
 }

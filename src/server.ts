@@ -56,7 +56,7 @@ export function createDeps(compiled: Compiled, opts: { log: Logger; store?: Vers
   });
   const gates: Gates = {
     auth: new AuthGate(a, verifier),
-    rateLimit: new RateLimitGate({ rules: compiled.rateLimit.rules, onStoreError: compiled.rateLimit.onStoreError, store, keyPrefix: compiled.store.keyPrefix, metrics }),
+    rateLimit: new RateLimitGate({ rules: compiled.rateLimit.rules, onStoreError: compiled.rateLimit.onStoreError, ipv6Subnet: compiled.rateLimit.ipv6Subnet, store, keyPrefix: compiled.store.keyPrefix, metrics }),
     conflict: new ConflictGate({
       resources: compiled.conflict.resources,
       policy: { ifMatchStatus: compiled.conflict.ifMatchStatus, unknownResource: compiled.conflict.unknownResource, onStoreError: compiled.conflict.onStoreError },
@@ -76,7 +76,7 @@ export function createDeps(compiled: Compiled, opts: { log: Logger; store?: Vers
 export function createApps(deps: Deps, opts: { adminToken: string | undefined; extra?: GateAppDeps['extra'] }) {
   const gate = createGateApp({
     gates: deps.gates,
-    classifyIp: deps.compiled.server.classifyIp,
+    forwarded: { classifyIp: deps.compiled.server.classifyIp, paths: deps.compiled.server.paths, methodOverride: deps.compiled.server.methodOverride },
     replay: deps.replay,
     metrics: deps.metrics,
     log: deps.log,

@@ -23,8 +23,7 @@ import { once } from 'node:events';
 import { Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
-import { compileConfig } from '../../src/config/compile.js';
-import { loadConfigText } from '../../src/config/load.js';
+import { readConfigText } from '../../src/config/read.js';
 import { createLogger } from '../../src/obs/log.js';
 import { createDeps, startServer, type RunningServer } from '../../src/server.js';
 import { flushPrefix, uniquePrefix } from '../../test/helpers/redis.js';
@@ -186,9 +185,7 @@ conflict:
   resources:
     - { path: "/counters/:id", key: "counters:{id}", require: if-match }
 `;
-  const loaded = loadConfigText(yaml, {});
-  if (!loaded.ok) throw new Error(`sim config: ${JSON.stringify(loaded.issues)}`);
-  const compiled = await compileConfig(loaded.config);
+  const compiled = await readConfigText(yaml, {});
   if (!compiled.ok) throw new Error(`sim config: ${JSON.stringify(compiled.issues)}`);
   const deps = createDeps(compiled.compiled, { log: createLogger('silent') });
   const server = await startServer(deps, { adminToken: ADMIN_TOKEN });

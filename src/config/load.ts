@@ -2,13 +2,10 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument, parse as parseYamlScalar } from 'yaml';
 import type { z } from 'zod';
+import type { ConfigIssue } from './primitives.js';
 import { configSchema, type Config } from './schema.js';
 
-/** One problem with a config, named by its field path (`rateLimit.rules[1].window`). */
-export interface ConfigIssue {
-  path: string;
-  message: string;
-}
+export type { ConfigIssue };
 
 export type LoadResult = { ok: true; config: Config } | { ok: false; issues: ConfigIssue[] };
 
@@ -51,7 +48,8 @@ export function loadConfigText(text: string, env: Env, source = '(config)'): Loa
   const issues: ConfigIssue[] = [];
   const interpolated = interpolate(raw, [], env, issues);
   applyEnvOverrides(interpolated as Record<string, unknown>, env, issues);
-  const parsed = configSchema.safeParse(interpolated);
+  // reportInput: a missing field is told apart from a wrong one ("required"); inputs are never printed.
+  const parsed = configSchema.safeParse(interpolated, { reportInput: true });
   if (!parsed.success) {
     // A field whose ${VAR} is unset is reported once, as that, not again as a type error.
     const unset = new Set(issues.map((i) => i.path));
@@ -61,34 +59,81 @@ export function loadConfigText(text: string, env: Env, source = '(config)'): Loa
   return { ok: true, config: parsed.data as Config };
 }
 
-const VAR_RE = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
-const WHOLE_VAR_RE = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
+/** `${NAME}`, `${NAME:-default}`, `${NAME-default}`, `${NAME:?message}`, `${NAME?message}`, or `$$`. */
+const EXPR_RE = /\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)([-?])([^}]*))?\})/y;
+const DOLLAR_HELP = 'use ${VAR}, ${VAR:-default} or ${VAR:?message}, and $$ for a literal "$"';
+
+type Piece = { text: string } | { name: string; op: '' | ':-' | '-' | ':?' | '?'; arg: string };
+
+/** Splits a string into literal text and ${…} expressions; null (with the offending form) when a `$` is not one of them. */
+function scan(s: string): Piece[] | { bad: string } {
+  const out: Piece[] = [];
+  let text = '';
+  let i = 0;
+  while (i < s.length) {
+    const dollar = s.indexOf('$', i);
+    if (dollar === -1) {
+      text += s.slice(i);
+      break;
+    }
+    text += s.slice(i, dollar);
+    EXPR_RE.lastIndex = dollar;
+    const m = EXPR_RE.exec(s);
+    if (!m) {
+      const close = s[dollar + 1] === '{' ? s.indexOf('}', dollar) : -1;
+      return { bad: close !== -1 ? s.slice(dollar, close + 1) : s.slice(dollar).match(/^\$[A-Za-z0-9_]*/)![0] };
+    }
+    if (m[0] === '$$') text += '$';
+    else {
+      if (text !== '') out.push({ text });
+      text = '';
+      out.push({ name: m[1]!, op: ((m[2] ?? '') + (m[3] ?? '')) as '' | ':-' | '-' | ':?' | '?', arg: m[4] ?? '' });
+    }
+    i = dollar + m[0].length;
+  }
+  if (text !== '') out.push({ text });
+  return out;
+}
 
 /**
  * Replaces `${VAR}` in string values (never in keys, never in YAML structure: an env value cannot
- * add a section). A value that is exactly `${VAR}` is read as a YAML scalar, so `limit: ${LIMIT}`
- * gives a number.
+ * add a section), with the compose forms `${VAR:-default}` (unset or empty), `${VAR-default}`
+ * (unset), `${VAR:?message}` / `${VAR?message}` (required, with a message). Any other `$` form is
+ * a problem, not a literal: `$JWT_ISSUER` or `${A:+b}` would otherwise become a literal issuer and
+ * refuse every token; `$$` is a literal `$`. A value that is exactly one `${…}` is read as a YAML
+ * scalar, so `limit: ${LIMIT}` gives a number.
  */
 function interpolate(node: unknown, path: PropertyKey[], env: Env, issues: ConfigIssue[]): unknown {
   if (typeof node === 'string') {
-    const whole = WHOLE_VAR_RE.exec(node);
-    if (whole) {
-      const value = env[whole[1]!];
-      if (value === undefined) {
-        issues.push({ path: renderPath(path), message: `environment variable ${whole[1]} is not set` });
-        return node;
-      }
-      const scalar: unknown = safeScalar(value);
-      return typeof scalar === 'number' || typeof scalar === 'boolean' ? scalar : value;
+    if (!node.includes('$')) return node;
+    const pieces = scan(node);
+    if (!Array.isArray(pieces)) {
+      issues.push({ path: renderPath(path), message: `unsupported "${pieces.bad}": ${DOLLAR_HELP}` });
+      return node;
     }
-    return node.replace(VAR_RE, (match, name: string) => {
-      const value = env[name];
-      if (value === undefined) {
-        issues.push({ path: renderPath(path), message: `environment variable ${name} is not set` });
-        return match;
+    let failed = false;
+    const values = pieces.map((p) => {
+      if ('text' in p) return p.text;
+      const value = env[p.name];
+      const unset = value === undefined;
+      const empty = unset || value === '';
+      if (p.op === ':-' && empty) return p.arg;
+      if (p.op === '-' && unset) return p.arg;
+      if ((p.op === ':?' && empty) || (p.op === '?' && unset) || (p.op === '' && unset)) {
+        failed = true;
+        const why = p.arg !== '' && (p.op === ':?' || p.op === '?') ? `: ${p.arg}` : '';
+        issues.push({ path: renderPath(path), message: `environment variable ${p.name} is not set${why}` });
+        return '';
       }
-      return value;
+      return value!;
     });
+    if (failed) return node;
+    const whole = pieces.length === 1 && !('text' in pieces[0]!);
+    if (whole) {
+      const scalar: unknown = safeScalar(values[0]!);
+      return typeof scalar === 'number' || typeof scalar === 'boolean' ? scalar : values[0];
+    }
+    return values.join('');
   }
   if (Array.isArray(node)) return node.map((item, i) => interpolate(item, [...path, i], env, issues));
   if (typeof node === 'object' && node !== null) {
@@ -138,9 +183,14 @@ type ZodIssue = z.core.$ZodIssue;
 /** Turns a zod issue into messages an operator can act on (one per unknown key). */
 function describeIssue(issue: ZodIssue): ConfigIssue[] {
   if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((k) => ({ path: renderPath([...issue.path, k]), message: 'unknown key' }));
+    const known = knownKeysAt(issue.path);
+    return issue.keys.map((k) => {
+      const near = closest(k, known);
+      return { path: renderPath([...issue.path, k]), message: near ? `unknown key (did you mean ${near}?)` : 'unknown key' };
+    });
   }
   const path = renderPath(issue.path);
+  if (issue.code === 'invalid_type' && 'input' in issue && issue.input === undefined) return [{ path, message: 'required' }];
   // Our own messages (schema.ts) say what is expected already; zod's defaults start "Invalid".
   if (issue.code !== 'invalid_union' && !issue.message.startsWith('Invalid') && !/^(Too|Expected|Number must|String must)/.test(issue.message)) {
     return [{ path, message: issue.message }];
@@ -163,4 +213,49 @@ function describeIssue(issue: ZodIssue): ConfigIssue[] {
   }
   if (issue.code === 'invalid_format' && issue.format === 'url') return [{ path, message: issue.message.startsWith('Invalid') ? 'expected an http(s) URL' : issue.message }];
   return [{ path, message: issue.message }];
+}
+
+/** The keys an object of the schema accepts at `path` (for "did you mean"). */
+function knownKeysAt(path: readonly PropertyKey[]): string[] {
+  type Def = { type: string; innerType?: { _zod: { def: Def } }; shape?: Record<string, unknown>; element?: { _zod: { def: Def } }; valueType?: { _zod: { def: Def } }; in?: { _zod: { def: Def } } };
+  const unwrap = (d: Def): Def => {
+    let cur = d;
+    while (cur.innerType || (cur.type === 'pipe' && cur.in)) cur = (cur.innerType ?? cur.in)!._zod.def;
+    return cur;
+  };
+  let def = unwrap((configSchema as unknown as { _zod: { def: Def } })._zod.def);
+  for (const part of path) {
+    if (def.type === 'object' && typeof part === 'string' && def.shape?.[part]) def = unwrap((def.shape[part] as { _zod: { def: Def } })._zod.def);
+    else if (def.type === 'array' && typeof part === 'number' && def.element) def = unwrap(def.element._zod.def);
+    else if (def.type === 'record' && def.valueType) def = unwrap(def.valueType._zod.def);
+    else return [];
+  }
+  return def.type === 'object' && def.shape ? Object.keys(def.shape) : [];
+}
+
+/** The known key within two edits of `key` (or equal but for case), if there is one. */
+export function closest(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = 3;
+  for (const k of known) {
+    const d = k.toLowerCase() === key.toLowerCase() ? 0 : editDistance(key, k);
+    if (d < bestD) {
+      best = k;
+      bestD = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2) return 3;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length]!;
 }

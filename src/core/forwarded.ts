@@ -1,6 +1,7 @@
 // Reads the original request from a forward-auth call's headers (X-Forwarded-*, nginx's X-Original-*). Pure.
 import { deny, type Deny } from './decision.js';
-import { normalizePath, type Segments } from './paths.js';
+import { METHOD_OVERRIDE_HEADERS, R, SINGLE_VALUED } from './http.js';
+import { normalizePath, type PathSemantics, type Segments } from './paths.js';
 
 /** The client request as the proxy saw it: all the gates know of it. */
 export interface RequestFacts {
@@ -10,6 +11,8 @@ export interface RequestFacts {
   /** Percent-decoded, dot-segments removed; what patterns match against. */
   path: string;
   segments: Segments;
+  /** `segments` with ASCII letters folded, for case-insensitive patterns. */
+  lower: Segments;
   host: string;
   proto: string;
   /** Rightmost X-Forwarded-For address that is not a trusted proxy (the peer when there is none). */
@@ -20,35 +23,61 @@ export interface RequestFacts {
   clientVersion: string | undefined;
 }
 
-/** Header lookup by lower-case name. */
-export type HeaderGetter = (name: string) => string | undefined;
+/** The headers of the /auth call, by lower-case name. */
+export interface HeaderSource {
+  get(name: string): string | undefined;
+  /** True when the field was sent more than once (joined values would read as one). */
+  repeated(name: string): boolean;
+}
 
 /** Validates an address and says whether it is a trusted proxy; null when it is not an IP address. */
 export type IpClassifier = (raw: string) => { ip: string; trusted: boolean } | null;
+
+export interface ForwardedOptions {
+  classifyIp: IpClassifier;
+  paths: PathSemantics;
+  /** `reject`: a method-override header naming another method is a 400 (see readForwarded). */
+  methodOverride: 'reject' | 'ignore';
+}
 
 const METHOD_RE = /^[A-Za-z]{1,16}$/;
 
 /**
  * Builds RequestFacts, or a 400 `bad_forward_request` when the proxy sent no original method or
  * URI or a header is malformed. `peerIp` is the already-validated address of the caller.
+ *
+ * Refused as ambiguous, because an upstream could read the request differently from the gate:
+ * a second copy of a forwarded field (two `X-Forwarded-Uri` would otherwise be joined and matched
+ * as one), and a method-override header (`X-HTTP-Method-Override: DELETE` on a POST) that
+ * Express's method-override, Rails or Google-style APIs would honour, unless told to ignore it.
  */
-export function readForwarded(get: HeaderGetter, peerIp: string, classify: IpClassifier): RequestFacts | Deny {
-  const method = get('x-forwarded-method') ?? get('x-original-method');
+export function readForwarded(h: HeaderSource, peerIp: string, opts: ForwardedOptions): RequestFacts | Deny {
+  for (const name of SINGLE_VALUED) {
+    if (h.repeated(name)) return deny('forward', 'bad_forward_request', `${name} was sent more than once`);
+  }
+  const method = h.get(R.forwardedMethod) ?? h.get(R.originalMethod);
   if (method === undefined || method === '') return deny('forward', 'bad_forward_request', 'X-Forwarded-Method (or X-Original-Method) is missing');
   if (!METHOD_RE.test(method)) return deny('forward', 'bad_forward_request', 'X-Forwarded-Method is not an HTTP method');
-  const uri = get('x-forwarded-uri') ?? get('x-original-uri');
+  const upper = method.toUpperCase();
+  if (opts.methodOverride === 'reject') {
+    for (const name of METHOD_OVERRIDE_HEADERS) {
+      const o = h.get(name);
+      if (o !== undefined && o.trim().toUpperCase() !== upper) return deny('forward', 'bad_forward_request', `${name} asks for another method than the request's`);
+    }
+  }
+  const uri = h.get(R.forwardedUri) ?? h.get(R.originalUri);
   if (uri === undefined || uri === '') return deny('forward', 'bad_forward_request', 'X-Forwarded-Uri (or X-Original-URI) is missing');
-  const norm = normalizePath(uri);
+  const norm = normalizePath(uri, opts.paths);
   if (!norm.ok) return deny('forward', 'bad_forward_request', norm.reason);
 
   let clientIp = peerIp;
-  const xff = get('x-forwarded-for');
+  const xff = h.get(R.forwardedFor);
   if (xff !== undefined && xff.trim() !== '') {
     const hops = xff.split(',');
     let leftmost: string | undefined;
     let found: string | undefined;
     for (let i = hops.length - 1; i >= 0; i--) {
-      const hop = classify(hops[i]!.trim());
+      const hop = opts.classifyIp(hops[i]!.trim());
       if (hop === null) return deny('forward', 'bad_forward_request', 'X-Forwarded-For holds something that is not an IP address');
       leftmost = hop.ip;
       if (!hop.trusted) {
@@ -61,16 +90,17 @@ export function readForwarded(get: HeaderGetter, peerIp: string, classify: IpCla
   }
 
   return {
-    method: method.toUpperCase(),
+    method: upper,
     uri,
     path: norm.path,
     segments: norm.segments,
-    host: get('x-forwarded-host') ?? get('host') ?? '',
-    proto: get('x-forwarded-proto') ?? 'http',
+    lower: norm.lower,
+    host: h.get(R.forwardedHost) ?? h.get(R.host) ?? '',
+    proto: h.get(R.forwardedProto) ?? 'http',
     clientIp,
-    authorization: get('authorization'),
-    ifMatch: get('if-match'),
-    ifNoneMatch: get('if-none-match'),
-    clientVersion: get('client-version'),
+    authorization: h.get(R.authorization),
+    ifMatch: h.get(R.ifMatch),
+    ifNoneMatch: h.get(R.ifNoneMatch),
+    clientVersion: h.get(R.clientVersion),
   };
 }

@@ -1,13 +1,37 @@
-// Request paths: percent-decoding, dot-segment removal and `:name` / `*` patterns. Pure.
+// Request paths: percent-decoding, dot-segments, `;` parameters, and `:name` / `*` patterns. Pure.
 
 /** A normalised path as decoded, non-empty segments: `/a//b/` → `['a', 'b']`, `/` → `[]`. */
 export type Segments = readonly string[];
 
-export type NormalizeResult = { ok: true; path: string; segments: Segments } | { ok: false; reason: string };
+/** How the upstream reads a path, which the gate must never read more strictly than. */
+export interface PathSemantics {
+  /**
+   * `;` in a segment (matrix or path parameters, `..;`): `reject` (400, the default) or `strip`
+   * (drop `;…` from each raw segment before decoding, as servlet containers do).
+   */
+  parameters: 'reject' | 'strip';
+}
+
+export const DEFAULT_PATH_SEMANTICS: PathSemantics = Object.freeze({ parameters: 'reject' });
+
+export type NormalizeResult = { ok: true; path: string; segments: Segments; lower: Segments } | { ok: false; reason: string };
 
 // A decoded segment must not hide a separator or a control byte (smuggling past a pattern).
 // eslint-disable-next-line no-control-regex
 const FORBIDDEN_RE = /[\u0000-\u001f\u007f/]/;
+const UPPER_RE = /[A-Z]/;
+const NON_ASCII_RE = /[^\x00-\x7f]/;
+
+/**
+ * ASCII case folding: only A-Z change. Non-ASCII letters are left alone because the case-insensitive
+ * routers we match (Express and other RegExp `i` routers) never fold a non-ASCII letter onto an
+ * ASCII one (`ı` is not `i`); folding more would let a public route match a path the upstream
+ * routes elsewhere.
+ */
+export function asciiLower(s: string): string {
+  if (!UPPER_RE.test(s)) return s;
+  return NON_ASCII_RE.test(s) ? s.replace(/[A-Z]+/g, (m) => m.toLowerCase()) : s.toLowerCase();
+}
 
 /**
  * Normalises the path of a request-target (`/a/%7Euser/../b?x=1` → `/a/b`). Each segment is
@@ -17,8 +41,16 @@ const FORBIDDEN_RE = /[\u0000-\u001f\u007f/]/;
  * Empty segments are dropped: `//api/orders/42`, `/api//orders/42` and `/api/orders/42/` are all
  * `/api/orders/42`. Many upstreams merge slashes or ignore a trailing one, so a path that only
  * differs by them must meet the same scope, rate-limit and resource rules, not slip past them.
+ *
+ * `;` starts path parameters for servlet containers (Jetty, Tomcat strip `;…` from each segment
+ * before routing, so `/api/orders;x=1/42` runs the `/api/orders/42` handler and `/public/..;/admin`
+ * climbs out of `/public`). By default a `;` anywhere in the path, raw or decoded, is refused; with
+ * `parameters: strip` the raw `;…` of each segment is dropped first, as those containers do, and a
+ * `;` that only appears after decoding (`%3B`) is still refused.
+ *
+ * `lower` is `segments` with ASCII letters folded, for case-insensitive matching.
  */
-export function normalizePath(target: string): NormalizeResult {
+export function normalizePath(target: string, semantics: PathSemantics = DEFAULT_PATH_SEMANTICS): NormalizeResult {
   let path = target;
   const q = path.search(/[?#]/);
   if (q !== -1) path = path.slice(0, q);
@@ -27,26 +59,41 @@ export function normalizePath(target: string): NormalizeResult {
     path = slash === -1 ? '/' : path.slice(slash);
   }
   if (!path.startsWith('/')) return { ok: false, reason: 'the forwarded URI is not an absolute path' };
+  const strip = semantics.parameters === 'strip';
+  if (!strip && path.includes(';')) return { ok: false, reason: 'the forwarded URI has a ";" path parameter' };
   const out: string[] = [];
   for (const raw of path.slice(1).split('/')) {
     let seg = raw;
+    if (strip) {
+      const semi = seg.indexOf(';');
+      if (semi !== -1) seg = seg.slice(0, semi);
+    }
     if (seg.includes('%')) {
       try {
         seg = decodeURIComponent(seg);
       } catch {
         return { ok: false, reason: 'the forwarded URI has a malformed percent-escape' };
       }
+      if (seg.includes(';')) return { ok: false, reason: 'the forwarded URI has an encoded ";" in a segment' };
     }
     if (FORBIDDEN_RE.test(seg)) return { ok: false, reason: 'the forwarded URI has an encoded slash or control character in a segment' };
     if (seg === '' || seg === '.') continue;
     if (seg === '..') out.pop();
     else out.push(seg);
   }
-  return { ok: true, path: '/' + out.join('/'), segments: out };
+  let lower: string[] = out;
+  for (let i = 0; i < out.length; i++) {
+    const folded = asciiLower(out[i]!);
+    if (folded !== out[i]) {
+      if (lower === out) lower = out.slice();
+      lower[i] = folded;
+    }
+  }
+  return { ok: true, path: '/' + out.join('/'), segments: out, lower };
 }
 
-/** A compiled pattern: returns the `:name` captures on a match, else null. */
-export type PathMatcher = (segments: Segments) => Record<string, string> | null;
+/** A compiled pattern: the `:name` captures (in the case they were sent) on a match, else null. */
+export type PathMatcher = (segments: Segments, lower: Segments) => Record<string, string> | null;
 
 const NO_PARAMS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
@@ -54,24 +101,28 @@ const NO_PARAMS: Record<string, string> = Object.freeze({}) as Record<string, st
  * Compiles `/api/orders/:id` or `/public/*`. `:name` matches one segment; a final `*` matches the
  * rest, including nothing (`/api/*` matches `/api`, `/api/` and `/api/a/b`). Empty segments of the
  * pattern are dropped as they are in paths (normalizePath).
+ *
+ * Literal segments compare against the ASCII-folded path unless `caseSensitive` (`/API/Orders/42`
+ * meets the rules of `/api/orders/:id`, as Express and ASP.NET route it); captures keep their case.
  * Throws a TypeError for a pattern with `*` anywhere but last (config validation reports it first).
  */
-export function compilePattern(pattern: string): PathMatcher {
+export function compilePattern(pattern: string, opts: { caseSensitive?: boolean } = {}): PathMatcher {
   const parts = pattern.split('/').filter((p) => p !== '');
   const star = parts.indexOf('*');
   if (star !== -1 && star !== parts.length - 1) throw new TypeError(`"*" must be the last segment of ${pattern}`);
-  const fixed = star === -1 ? parts : parts.slice(0, star);
+  const sensitive = opts.caseSensitive === true;
+  const fixed = (star === -1 ? parts : parts.slice(0, star)).map((p) => (p.startsWith(':') || sensitive ? p : asciiLower(p)));
   const hasStar = star !== -1;
   const params = fixed.some((p) => p.startsWith(':'));
-  return (segments) => {
+  return (segments, lower) => {
     if (hasStar ? segments.length < fixed.length : segments.length !== fixed.length) return null;
+    const compared = sensitive ? segments : lower;
     let captured: Record<string, string> | null = null;
     for (let i = 0; i < fixed.length; i++) {
       const want = fixed[i]!;
-      const got = segments[i]!;
       if (params && want.startsWith(':')) {
-        (captured ??= {})[want.slice(1)] = got;
-      } else if (want !== got) {
+        (captured ??= {})[want.slice(1)] = segments[i]!;
+      } else if (want !== compared[i]) {
         return null;
       }
     }
@@ -86,5 +137,6 @@ export function patternProblem(pattern: string): string | null {
   if (star !== -1 && star !== parts.length - 1) return '"*" may only be the last segment';
   if (parts.some((p) => p.includes('*') && p !== '*')) return '"*" must be a whole segment';
   if (parts.some((p) => p === ':')) return '":" must be followed by a parameter name';
+  if (parts.some((p) => p.includes(';'))) return '";" cannot appear in a pattern (path parameters are refused or stripped before matching)';
   return null;
 }

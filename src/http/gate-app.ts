@@ -2,18 +2,17 @@
 import type { HttpBindings } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
 import { deny, type Deny } from '../core/decision.js';
-import { readForwarded, type HeaderGetter, type IpClassifier } from '../core/forwarded.js';
+import { readForwarded, type ForwardedOptions, type HeaderSource } from '../core/forwarded.js';
 import { problemResponse, renderProblem, type ProblemResponse } from '../core/problem.js';
 import type { Logger } from '../obs/log.js';
-import { mountHealth, type Readiness } from './health.js';
 import type { Metrics } from '../obs/metrics.js';
 import { runPipeline, type Gates } from '../pipeline.js';
-import { REPLAY_HEADER, REQUEST_ID_HEADER } from './headers.js';
-import { ReplayCache } from './replay.js';
+import { mountHealth, type Readiness } from './health.js';
+import { keepForReplay, replayPlan, servedReplay, type ReplayCache, type ReplayPlan } from './replay.js';
 
 export interface GateAppDeps {
   gates: Gates;
-  classifyIp: IpClassifier;
+  forwarded: ForwardedOptions;
   replay: ReplayCache;
   metrics: Metrics;
   log: Logger;
@@ -25,24 +24,24 @@ export interface GateAppDeps {
 
 type Ctx = Context<{ Bindings: HttpBindings }>;
 
-/**
- * Denials kept for a replay: only those whose second evaluation would cost something (a
- * rate-limit point, a lease) or could answer differently. An auth or forwarded-request denial is
- * answered again for free and identically, and keeping it would let any unauthenticated caller
- * write to the store at will.
- */
-const KEPT_GATES: ReadonlySet<string> = new Set(['ratelimit', 'conflict']);
-
-/** Header lookup straight from Node's parsed headers (no Headers object per request). */
-function headerGetter(c: Ctx): HeaderGetter {
-  const h = c.env?.incoming?.headers;
+/** Headers straight from Node's parsed headers (no Headers object per request). */
+function headerSource(c: Ctx): HeaderSource {
+  const incoming = c.env?.incoming;
+  const h = incoming?.headers;
   if (h) {
-    return (name) => {
-      const v = h[name];
-      return Array.isArray(v) ? v.join(', ') : v;
+    return {
+      get: (name) => {
+        const v = h[name];
+        return Array.isArray(v) ? v.join(', ') : v;
+      },
+      // Node joins repeated fields with ", ": only then is the distinct view worth building.
+      repeated: (name) => {
+        const v = h[name];
+        return typeof v === 'string' && v.includes(',') && (incoming.headersDistinct?.[name]?.length ?? 1) > 1;
+      },
     };
   }
-  return (name) => c.req.header(name);
+  return { get: (name) => c.req.header(name), repeated: () => false };
 }
 
 // Plain-object headers and a string body keep @hono/node-server on its cached-response fast
@@ -52,51 +51,41 @@ function send(res: ProblemResponse): Response {
 }
 
 export function createGateApp(deps: GateAppDeps): Hono<{ Bindings: HttpBindings }> {
-  const { gates, classifyIp, replay, metrics, log } = deps;
+  const { gates, forwarded, replay, metrics, log } = deps;
   const app = new Hono<{ Bindings: HttpBindings }>();
 
-  const denied = (d: Deny, ctx: { method?: string; path?: string; ip?: string }, keepAs: { id: string; fingerprint: string } | undefined, started: number): Promise<Response> | Response => {
+  const denied = (d: Deny, ctx: { method?: string; path?: string; ip?: string }, plan: ReplayPlan, started: number): Promise<Response> | Response => {
     metrics.decision(d.gate, d.code);
     metrics.observeLatency(false, (performance.now() - started) / 1000);
     const res = renderProblem(d);
     log.info({ gate: d.gate, code: d.code, status: res.status, method: ctx.method, path: ctx.path, client: ctx.ip }, 'denied');
-    if (keepAs !== undefined && KEPT_GATES.has(d.gate)) {
-      return replay.remember(keepAs.id, keepAs.fingerprint, res).then(() => send(res));
-    }
-    return send(res);
+    const kept = keepForReplay(replay, plan, d.gate, res);
+    return kept ? kept.then(() => send(res)) : send(res);
   };
 
   app.all('/auth', async (c) => {
     const started = performance.now();
-    const get = headerGetter(c);
-    const peerRaw = c.env?.incoming?.socket?.remoteAddress ?? '';
-    const peer = classifyIp(peerRaw);
+    const h = headerSource(c);
+    const peer = forwarded.classifyIp(c.env?.incoming?.socket?.remoteAddress ?? '');
     if (peer === null || !peer.trusted) {
-      return denied(deny('forward', 'untrusted_source', 'Only a trusted proxy may call /auth.'), { ip: peer?.ip }, undefined, started);
+      return denied(deny('forward', 'untrusted_source', 'Only a trusted proxy may call /auth.'), { ip: peer?.ip }, { kind: 'none' }, started);
     }
 
-    // nginx replay protocol (http/replay.ts): a first call with an id may have its denial kept; a
-    // replay is served from what was kept, or else evaluated like any request and not kept again.
-    let keepAs: { id: string; fingerprint: string } | undefined;
-    const rawId = get(REQUEST_ID_HEADER);
-    if (rawId !== undefined && ReplayCache.ID_RE.test(rawId)) {
-      const fingerprint = `${get('x-forwarded-method') ?? get('x-original-method') ?? ''} ${get('x-forwarded-uri') ?? get('x-original-uri') ?? ''}`;
-      if (get(REPLAY_HEADER) === undefined) {
-        keepAs = { id: rawId, fingerprint };
-      } else {
-        const kept = await replay.recall(rawId, fingerprint);
-        if (kept !== null) {
-          metrics.decision('replay', 'replayed');
-          return send(kept);
-        }
+    const plan = replayPlan(h);
+    const served = servedReplay(replay, plan);
+    if (served !== null) {
+      const kept = await served;
+      if (kept !== null) {
+        metrics.decision('replay', 'replayed');
+        return send(kept);
       }
     }
 
-    const facts = readForwarded(get, peer.ip, classifyIp);
-    if ('kind' in facts) return denied(facts, { ip: peer.ip }, keepAs, started);
+    const facts = readForwarded(h, peer.ip, forwarded);
+    if ('kind' in facts) return denied(facts, { ip: peer.ip }, plan, started);
 
     const decision = await runPipeline(facts, gates);
-    if (decision.kind === 'deny') return denied(decision, { method: facts.method, path: facts.path, ip: facts.clientIp }, keepAs, started);
+    if (decision.kind === 'deny') return denied(decision, { method: facts.method, path: facts.path, ip: facts.clientIp }, plan, started);
     metrics.decision('pipeline', 'allow');
     metrics.observeLatency(true, (performance.now() - started) / 1000);
     return new Response('', { status: 200, headers: decision.headers });

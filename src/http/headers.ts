@@ -1,10 +1,7 @@
-// The headers the gate documents: one list, used by the code, the deploy files' tests and the docs.
+// The headers the gate documents, re-exported for the deploy files' tests and the package surface.
+import { ALLOW_HEADERS, R, RATE_LIMIT_HEADERS } from '../core/http.js';
 
-/** Identity headers on every allow (empty when there is no value); never taken from the client. */
-export const ALLOW_HEADERS = ['X-Auth-Subject', 'X-Auth-Scopes', 'X-Resource-Key', 'X-Resource-Version'] as const;
-
-/** Rate-limit headers on an allow when a rule applied (IETF httpapi ratelimit-headers draft). */
-export const RATE_LIMIT_HEADERS = ['RateLimit', 'RateLimit-Policy'] as const;
+export { ALLOW_HEADERS, RATE_LIMIT_HEADERS };
 
 /** Every header a proxy should copy from an allow to the upstream, given the configured forwardClaims. */
 export function upstreamHeaders(forwardClaims: readonly string[] = []): string[] {
@@ -12,5 +9,5 @@ export function upstreamHeaders(forwardClaims: readonly string[] = []): string[]
 }
 
 /** Headers the nginx replay protocol uses (see http/replay.ts). */
-export const REQUEST_ID_HEADER = 'x-request-id';
-export const REPLAY_HEADER = 'x-auth-replay';
+export const REQUEST_ID_HEADER = R.requestId;
+export const REPLAY_HEADER = R.replay;

@@ -1,4 +1,6 @@
-// Denials kept for a proxy's replay (nginx auth_request): the replay gets the same answer, at no cost.
+// The nginx replay protocol: a denial kept for the proxy's second call, which gets the same answer at no cost.
+import { R } from '../core/http.js';
+import type { HeaderSource } from '../core/forwarded.js';
 import type { ProblemResponse } from '../core/problem.js';
 import type { VersionStore } from '../store/port.js';
 
@@ -49,4 +51,40 @@ export class ReplayCache {
       return null;
     }
   }
+}
+
+/**
+ * Denials kept for a replay: only those whose second evaluation would cost something (a
+ * rate-limit point, a lease) or could answer differently. An auth or forwarded-request denial is
+ * answered again for free and identically, and keeping it would let any unauthenticated caller
+ * write to the store at will.
+ */
+const KEPT_GATES: ReadonlySet<string> = new Set(['ratelimit', 'conflict']);
+
+/** What the protocol says of one /auth call. */
+export type ReplayPlan =
+  /** Not part of the protocol: evaluate, keep nothing. */
+  | { kind: 'none' }
+  /** A first call: evaluate, and keep a costly denial under this id. */
+  | { kind: 'first'; id: string; fingerprint: string }
+  /** A replay: serve the kept denial, or else evaluate like any request (and keep nothing). */
+  | { kind: 'replay'; id: string; fingerprint: string };
+
+/** Reads the protocol's headers: a valid `X-Request-Id`, with or without `X-Auth-Replay`. */
+export function replayPlan(h: HeaderSource): ReplayPlan {
+  const id = h.get(R.requestId);
+  if (id === undefined || !ReplayCache.ID_RE.test(id)) return { kind: 'none' };
+  const fingerprint = `${h.get(R.forwardedMethod) ?? h.get(R.originalMethod) ?? ''} ${h.get(R.forwardedUri) ?? h.get(R.originalUri) ?? ''}`;
+  return h.get(R.replay) === undefined ? { kind: 'first', id, fingerprint } : { kind: 'replay', id, fingerprint };
+}
+
+/** The kept answer for a replay, or null (evaluate it). */
+export function servedReplay(cache: ReplayCache, plan: ReplayPlan): Promise<ProblemResponse | null> | null {
+  return plan.kind === 'replay' ? cache.recall(plan.id, plan.fingerprint) : null;
+}
+
+/** Keeps a first call's denial when a replay of it would cost something; resolves once kept. */
+export function keepForReplay(cache: ReplayCache, plan: ReplayPlan, gate: string, res: ProblemResponse): Promise<void> | undefined {
+  if (plan.kind !== 'first' || !KEPT_GATES.has(gate)) return undefined;
+  return cache.remember(plan.id, plan.fingerprint, res);
 }

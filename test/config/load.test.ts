@@ -14,7 +14,7 @@ const CASES: [fixture: string, lines: string[], env?: Record<string, string>][] 
   ['window-not-duration', ['rateLimit.rules[1].window: expected a duration like "60s"']],
   ['window-not-whole-seconds', ['rateLimit.rules[1].window: expected whole seconds, at least "1s"']],
   ['unknown-key', ['rateLimit.rules[0].requestsperunit: unknown key']],
-  ['unknown-section', ['ratelimit: unknown key']],
+  ['unknown-section', ['ratelimit: unknown key (did you mean rateLimit?)']],
   ['limit-zero', ['rateLimit.rules[0].limit: expected a number >= 1']],
   ['limit-not-number', ['rateLimit.rules[0].limit: expected a number, got string']],
   ['duplicate-rule-name', ['rateLimit.rules[1].name: duplicate rule name "a"']],
@@ -40,6 +40,13 @@ const CASES: [fixture: string, lines: string[], env?: Record<string, string>][] 
   ['forward-claim-reserved', ['auth.forwardClaims.X-Auth-Subject: this header is set by the gate itself']],
   ['missing-auth', ['auth: required']],
   ['bad-jwks-url', ['auth.jwksUrl: expected an http(s) URL']],
+  ['dollar-bare', ['auth.issuer: unsupported "$JWT_ISSUER": use ${VAR}, ${VAR:-default} or ${VAR:?message}, and $$ for a literal "$"']],
+  ['dollar-unsupported', ['auth.issuer: unsupported "${JWT_ISSUER:+x}": use ${VAR}, ${VAR:-default} or ${VAR:?message}, and $$ for a literal "$"']],
+  ['missing-window', ['rateLimit.rules[0].window: required']],
+  ['empty-jwks', [`auth.jwksFile: ${FIX}/empty-jwks.json: the key set has no keys`]],
+  ['param-form', ['conflict.resources[0].params.id: expected one of any, integer, uuid', 'conflict.resources[0].params.oid: oid is not a parameter of the path /api/orders/:id']],
+  ['semicolon-pattern', ['auth.publicRoutes[0]: ";" cannot appear in a pattern (path parameters are refused or stripped before matching)']],
+  ['misspelled-key', ['auth.clientIdClaims: unknown key (did you mean clientIdClaim?)', 'conflict.resources[0].requires: unknown key (did you mean require?)']],
   ['invalid-yaml', [`${FIX}/invalid-yaml.yaml: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ] at line 2, column 1`]],
 ];
 
@@ -156,6 +163,24 @@ describe('loading', () => {
     expect(r.config.store.keyPrefix).toBe('app:x:');
   });
 
+  test('${VAR:-default} and ${VAR-default} as in compose; $$ is a literal "$"', () => {
+    const yaml = 'auth: { secret: "${S:-' + 'd'.repeat(32) + '}", issuer: "${ISS-https://fallback}", audience: "a$$b" }';
+    const unset = loadConfigText(yaml, {});
+    expect(unset.ok && [unset.config.auth.secret, unset.config.auth.issuer, unset.config.auth.audience]).toEqual(['d'.repeat(32), 'https://fallback', 'a$b']);
+    const empty = loadConfigText(yaml, { S: '', ISS: '' });
+    // `:-` replaces an empty value, `-` only an unset one (and an empty issuer is then refused)
+    expect(empty.ok).toBe(false);
+    if (!empty.ok) expect(empty.issues).toEqual([{ path: 'auth.issuer', message: 'must not be empty' }]);
+    const set = loadConfigText(yaml, { S: 's'.repeat(32), ISS: 'https://iss' });
+    expect(set.ok && [set.config.auth.secret, set.config.auth.issuer]).toEqual(['s'.repeat(32), 'https://iss']);
+  });
+
+  test('${VAR:?message} names the variable and the message when unset or empty', () => {
+    const r = loadConfigText('auth: { secret: "${S:?set S to the HS256 secret}" }', { S: '' });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.issues).toEqual([{ path: 'auth.secret', message: 'environment variable S is not set: set S to the HS256 secret' }]);
+  });
+
   test('an env value cannot inject YAML structure', () => {
     const r = loadConfigText('auth: { secret: "${S}" }', { S: '0123456789abcdef0123456789abcdef\nrateLimit: {}' });
     expect(r.ok && r.config.auth.secret).toBe('0123456789abcdef0123456789abcdef\nrateLimit: {}');
@@ -176,6 +201,8 @@ describe('loading', () => {
     expect(c.compiled.auth.clockToleranceMs).toBe(5000);
     expect(c.compiled.rateLimit.rules[0]!.windowS).toBe(60);
     expect(c.compiled.conflict.resources[0]!.key({ id: '42' })).toBe('orders:42');
+    // the key encoding is injective: what the template itself uses is escaped in a capture
+    expect(c.compiled.conflict.resources[0]!.key({ id: 'a:b%' })).toBe('orders:a%3Ab%25');
     expect(c.compiled.server.classifyIp('10.1.2.3')).toEqual({ ip: '10.1.2.3', trusted: true });
     expect(c.compiled.server.classifyIp('::ffff:127.0.0.1')).toEqual({ ip: '127.0.0.1', trusted: true });
     expect(c.compiled.server.classifyIp('203.0.113.9')).toEqual({ ip: '203.0.113.9', trusted: false });
@@ -218,5 +245,30 @@ describe('CLI basics', () => {
     const { code, stderr } = await runCli([]);
     expect(code).toBe(2);
     expect(stderr).toContain('no config');
+  });
+});
+
+describe('resource id forms: canonicalised, or the write is refused', () => {
+  const compileWith = async (params: string) => {
+    const r = loadConfigText(`auth: { secret: "${'s'.repeat(32)}" }\nconflict: { resources: [{ path: "/o/:id/:sub", key: "o:{id}/{sub}", params: ${params} }] }`, {});
+    if (!r.ok) throw new Error(JSON.stringify(r.issues));
+    const c = await compileConfig(r.config);
+    if (!c.ok) throw new Error(JSON.stringify(c.issues));
+    return c.compiled.conflict.resources[0]!.key;
+  };
+  test('integer: leading zeros dropped; anything else is not an integer', async () => {
+    const key = await compileWith('{ id: integer }');
+    expect(key({ id: '042', sub: 'x' })).toBe('o:42/x');
+    expect(key({ id: '0', sub: 'x' })).toBe('o:0/x');
+    for (const bad of ['42 ', '42.', '-1', '4e2', '', '٤٢']) expect(key({ id: bad, sub: 'x' })).toMatchObject({ param: 'id', form: 'integer' });
+  });
+  test('uuid: lower case; anything else is not a uuid', async () => {
+    const key = await compileWith('{ sub: uuid }');
+    expect(key({ id: 'a', sub: 'A0B1C2D3-0000-4000-8000-00000000000F' })).toBe('o:a/a0b1c2d3-0000-4000-8000-00000000000f');
+    expect(key({ id: 'a', sub: 'a0b1c2d3000040008000000000000000' })).toMatchObject({ param: 'sub', form: 'uuid' });
+  });
+  test('any (the default): escaped, so a%3Ab/c and a/b%3Ac are two resources', async () => {
+    const key = await compileWith('{}');
+    expect(key({ id: 'a:b', sub: 'c' })).not.toBe(key({ id: 'a', sub: 'b:c' }));
   });
 });

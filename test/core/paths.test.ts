@@ -44,7 +44,7 @@ describe('patterns: `:name` is one segment, a final `*` the rest', () => {
   const seg = (p: string) => {
     const r = normalizePath(p);
     if (!r.ok) throw new Error(p);
-    return r.segments;
+    return r;
   };
   test.each([
     ['/api/orders/:id', '/api/orders/42', { id: '42' }],
@@ -67,6 +67,57 @@ describe('patterns: `:name` is one segment, a final `*` the rest', () => {
     ['/', '/x', null],
     ['/orders/:id/*', '/orders/9/lines/2', { id: '9' }],
   ])('%s vs %s', (pattern, path, params) => {
-    expect(compilePattern(pattern)(seg(path))).toEqual(params);
+    const r = seg(path);
+    expect(compilePattern(pattern)(r.segments, r.lower)).toEqual(params);
+  });
+});
+
+describe('`;` path parameters: refused by default, stripped on request (never an escape from a pattern)', () => {
+  test.each([
+    ['/api/orders;x=1/42'],
+    ['/api/orders/77;v=1'],
+    ['/public/..;/api/orders/42'],
+    ['/api/orders/42%3B'],
+    ['/api/orders/42%3bv=1'],
+  ])('%s is refused by default', (raw) => {
+    const r = normalizePath(raw);
+    expect(r.ok).toBe(false);
+  });
+
+  test.each([
+    ['/api/orders;x=1/42', '/api/orders/42'],
+    ['/api/orders/77;v=1', '/api/orders/77'],
+    ['/public/..;/api/orders/42', '/api/orders/42'],
+    ['/a;b/c;d;e/f', '/a/c/f'],
+  ])('with parameters: strip, %s reads as %s (as Jetty and Tomcat route it)', (raw, path) => {
+    const r = normalizePath(raw, { parameters: 'strip' });
+    expect(r.ok && r.path).toBe(path);
+  });
+
+  test('with parameters: strip, a ";" that only appears after decoding is still refused', () => {
+    expect(normalizePath('/api/orders/42%3Bv=1', { parameters: 'strip' }).ok).toBe(false);
+  });
+});
+
+describe('case: literal segments match ASCII case-insensitively, captures keep their case', () => {
+  const m = (pattern: string, path: string, caseSensitive = false) => {
+    const r = normalizePath(path);
+    if (!r.ok) throw new Error(path);
+    return compilePattern(pattern, { caseSensitive })(r.segments, r.lower);
+  };
+  test.each([
+    ['/api/orders/:id', '/API/Orders/AbC', { id: 'AbC' }],
+    ['/api/orders/:id', '/api/ORDERS/42', { id: '42' }],
+    ['/Public/*', '/public/x', {}],
+    ['/public/*', '/PUBLIC/X', {}],
+    // no non-ASCII folding: `ı` (dotless i) and the Kelvin sign are not ASCII letters to a RegExp `i` router either
+    ['/public/*', '/publıc/x', null],
+    ['/api/*', '/\u212Api/x', null],
+  ])('%s vs %s', (pattern, path, params) => {
+    expect(m(pattern, path)).toEqual(params);
+  });
+  test('caseSensitive: true compares literals as they are', () => {
+    expect(m('/api/orders/:id', '/API/orders/1', true)).toBeNull();
+    expect(m('/api/orders/:id', '/api/orders/1', true)).toEqual({ id: '1' });
   });
 });

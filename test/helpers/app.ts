@@ -3,8 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { compileConfig } from '../../src/config/compile.js';
-import { loadConfigText } from '../../src/config/load.js';
+import { readConfigText } from '../../src/config/read.js';
 import { createLogger } from '../../src/obs/log.js';
 import { Metrics } from '../../src/obs/metrics.js';
 import { createApps, createDeps, type Deps } from '../../src/server.js';
@@ -24,9 +23,7 @@ export interface TestApp {
 export async function buildApp(yaml: string, opts: { files?: Record<string, string>; env?: Record<string, string>; store?: VersionStore; now?: () => number; adminToken?: string } = {}): Promise<TestApp> {
   const dir = mkdtempSync(join(tmpdir(), 'cg-app-'));
   for (const [name, text] of Object.entries(opts.files ?? {})) writeFileSync(join(dir, name), text);
-  const loaded = loadConfigText(yaml, opts.env ?? {});
-  if (!loaded.ok) throw new Error('bad test config:\n' + loaded.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
-  const compiled = await compileConfig(loaded.config, { baseDir: dir });
+  const compiled = await readConfigText(yaml, opts.env ?? {}, { baseDir: dir });
   if (!compiled.ok) throw new Error('bad test config:\n' + compiled.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));
   const logs: string[] = [];
   const sink = new Writable({

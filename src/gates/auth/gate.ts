@@ -1,6 +1,6 @@
 // The auth gate's shell: public-route check, bearer extraction, verification, scope rules.
 import type { Compiled } from '../../config/compile.js';
-import { routeMatches } from '../../config/compile.js';
+import { routeMatches } from '../../core/routes.js';
 import type { RequestFacts } from '../../core/forwarded.js';
 import { anonymousHeaders, bearerToken, decideAuth, missingToken, type AuthPolicy, type AuthResult } from './decide.js';
 import type { TokenVerifier } from './verify.js';
@@ -20,14 +20,14 @@ export class AuthGate {
   }
 
   isPublic(facts: RequestFacts): boolean {
-    return this.cfg.publicRoutes.some((r) => routeMatches(r, facts.method, facts.segments) !== null);
+    return this.cfg.publicRoutes.some((r) => routeMatches(r, facts) !== null);
   }
 
   /** Every scope of every requireScopes rule that matches (rules add up; none is skipped). */
   requiredScopes(facts: RequestFacts): string[] {
     const out: string[] = [];
     for (const r of this.cfg.requireScopes) {
-      if (routeMatches(r, facts.method, facts.segments) !== null) for (const s of r.scopes) if (!out.includes(s)) out.push(s);
+      if (routeMatches(r, facts) !== null) for (const s of r.scopes) if (!out.includes(s)) out.push(s);
     }
     return out;
   }

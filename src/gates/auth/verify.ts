@@ -1,12 +1,9 @@
 // Verifies bearer JWTs with jose against the configured keys; caches verified tokens until `exp`.
-import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey, type JSONWebKeySet } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import type { KeySource } from '../../config/compile.js';
 import type { Claims, VerifyOutcome } from './decide.js';
 
-/** Where signing keys come from, already imported at config compile time. */
-export type KeySource =
-  | { kind: 'remote'; url: URL }
-  | { kind: 'local'; jwks: JSONWebKeySet }
-  | { kind: 'static'; byAlg: ReadonlyMap<string, CryptoKey> };
+export type { KeySource };
 
 /** What the verifier needs of the compiled `auth` section, plus its clock and a JWKS observer. */
 export interface VerifierOptions {

@@ -1,14 +1,14 @@
 // The conflict gate's shell: finds the resource rule, reads the version (and lease) in one round trip.
 import { randomUUID } from 'node:crypto';
 import type { CompiledResource } from '../../config/compile.js';
-import { routeMatches } from '../../config/compile.js';
-import type { Decision } from '../../core/decision.js';
+import { UNSAFE } from '../../core/http.js';
+import { routeMatches } from '../../core/routes.js';
+import { BadParam } from '../../config/sections/conflict.js';
+import { deny, type Decision, type Deny } from '../../core/decision.js';
 import type { RequestFacts } from '../../core/forwarded.js';
 import type { Metrics } from '../../obs/metrics.js';
 import { toStoreError, type VersionStore } from '../../store/port.js';
 import { checkRequirement, decideConflict, parsePreconditions, type ConflictPolicy, type LeaseOutcome, type VersionOutcome } from './decide.js';
-
-export const UNSAFE_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 export interface ConflictGateOptions {
   resources: readonly CompiledResource[];
@@ -21,12 +21,18 @@ export interface ConflictGateOptions {
 export class ConflictGate {
   constructor(private readonly opts: ConflictGateOptions) {}
 
-  /** The resource a write targets and its key, or null (reads and unconfigured paths are not gated). */
-  resourceFor(facts: RequestFacts): { resource: CompiledResource; key: string } | null {
-    if (!UNSAFE_METHODS.has(facts.method)) return null;
+  /**
+   * The resource a write targets and its key, or null (reads and unconfigured paths are not gated),
+   * or a 400 when a path parameter is not of the form its rule declares.
+   */
+  resourceFor(facts: RequestFacts): { resource: CompiledResource; key: string } | Deny | null {
+    if (!UNSAFE.has(facts.method)) return null;
     for (const resource of this.opts.resources) {
-      const params = routeMatches(resource, facts.method, facts.segments);
-      if (params !== null) return { resource, key: resource.key(params) };
+      const params = routeMatches(resource, facts);
+      if (params === null) continue;
+      const key = resource.key(params);
+      if (key instanceof BadParam) return deny('conflict', 'bad_forward_request', `The path parameter ${key.param} is not ${key.form === 'integer' ? 'an integer' : `a ${key.form}`}.`);
+      return { resource, key };
     }
     return null;
   }
@@ -34,7 +40,7 @@ export class ConflictGate {
   /** Null when the request is not a gated write. */
   async check(facts: RequestFacts): Promise<Decision | null> {
     const target = this.resourceFor(facts);
-    if (!target) return null;
+    if (!target || 'kind' in target) return target;
     const pre = parsePreconditions(facts);
     if ('kind' in pre) return pre;
     const required = checkRequirement(target.resource.require, pre);

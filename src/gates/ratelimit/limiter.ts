@@ -1,9 +1,10 @@
 // The rate-limit gate's shell: picks the rule, consumes a point in the store, falls back on outage.
 import { RateLimiterMemory, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { CompiledRateRule } from '../../config/compile.js';
-import { routeMatches } from '../../config/compile.js';
+import { routeMatches } from '../../core/routes.js';
 import type { Decision } from '../../core/decision.js';
 import type { RequestFacts } from '../../core/forwarded.js';
+import { ipBucket } from '../../core/ip.js';
 import type { Metrics } from '../../obs/metrics.js';
 import { keyLayout } from '../../store/keys.js';
 import { STORE_NOT_READY, toStoreError, type VersionStore } from '../../store/port.js';
@@ -25,6 +26,8 @@ interface Limiters {
 export interface RateLimitGateOptions {
   rules: readonly CompiledRateRule[];
   onStoreError: 'memory' | 'allow' | 'deny';
+  /** IP-keyed buckets group IPv6 clients by this prefix (core/ip.ts). */
+  ipv6Subnet: number;
   store: VersionStore;
   keyPrefix: string;
   metrics: Metrics;
@@ -40,7 +43,7 @@ export class RateLimitGate {
 
   /** The first rule that matches the request, or undefined (then nothing is limited). */
   ruleFor(facts: RequestFacts): CompiledRateRule | undefined {
-    for (const rule of this.opts.rules) if (routeMatches(rule, facts.method, facts.segments) !== null) return rule;
+    for (const rule of this.opts.rules) if (routeMatches(rule, facts) !== null) return rule;
     return undefined;
   }
 
@@ -48,7 +51,7 @@ export class RateLimitGate {
   async check(facts: RequestFacts, caller: Caller): Promise<Decision | null> {
     const rule = this.ruleFor(facts);
     if (!rule) return null;
-    const outcome = await this.consume(rule, limitFor(rule, caller.claims), clientKey(rule, facts, caller));
+    const outcome = await this.consume(rule, limitFor(rule, caller.claims), clientKey(rule, facts, caller, this.opts.ipv6Subnet));
     this.opts.metrics.rateLimitOutcome(rule.name, outcome.kind);
     return decideRateLimit(this.policies.get(rule.name)!, outcome);
   }
@@ -115,14 +118,14 @@ export function limitFor(rule: CompiledRateRule, claims: Claims | null): number 
 
 /**
  * The bucket a request counts against. Namespaced so a `sub` that looks like an IP never shares
- * a bucket with that IP: `c:<client>`, `ip:<address>`, `claim:<name>=<value>`. A claim-keyed rule
+ * a bucket with that IP: `c:<client>`, `ip:<address or IPv6 network>`, `claim:<name>=<value>`. A claim-keyed rule
  * falls back to the client (or IP) when the token lacks that claim.
  */
-export function clientKey(rule: CompiledRateRule, facts: RequestFacts, caller: Caller): string {
+export function clientKey(rule: CompiledRateRule, facts: RequestFacts, caller: Caller, v6Prefix: number): string {
   if (rule.by.kind === 'claim' && caller.claims) {
     const v = caller.claims[rule.by.claim];
     if (typeof v === 'string' || typeof v === 'number') return `claim:${rule.by.claim}=${v}`;
   }
-  if (rule.by.kind === 'ip' || caller.clientId === null) return `ip:${facts.clientIp}`;
+  if (rule.by.kind === 'ip' || caller.clientId === null) return `ip:${ipBucket(facts.clientIp, v6Prefix)}`;
   return `c:${caller.clientId}`;
 }

@@ -1,0 +1,87 @@
+// `server`: listeners, trusted proxies, how paths are read, and the nginx replay window.
+import { BlockList, isIP } from 'node:net';
+import { z } from 'zod';
+import { durationMs } from '../../core/durations.js';
+import type { IpClassifier } from '../../core/forwarded.js';
+import type { PathSemantics } from '../../core/paths.js';
+import { cidr, duration, parseCidr } from '../primitives.js';
+
+export const DEFAULT_TRUSTED_PROXIES = [
+  '127.0.0.0/8', '::1/128', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7',
+];
+
+export const serverSchema = z.strictObject({
+  trustedProxies: z.array(cidr).default(DEFAULT_TRUSTED_PROXIES),
+  port: z.number().int().min(0).max(65535).default(8080),
+  adminPort: z.number().int().min(0).max(65535).default(9090),
+  host: z.string().default('0.0.0.0'),
+  /** How long a denial is kept for a proxy's replay (nginx auth_request), see http/replay.ts. */
+  replayTtl: duration().default('10s'),
+  /** How the upstream reads paths; the gate must not read them more strictly (core/paths.ts). */
+  paths: z
+    .strictObject({
+      /** Literal pattern segments compare ASCII case-insensitively unless this is true. */
+      caseSensitive: z.boolean().default(false),
+      /** A `;` in a path: `reject` (400) or `strip` parameters before matching, as servlet containers do. */
+      parameters: z.enum(['reject', 'strip'], { message: 'expected reject or strip' }).default('reject'),
+    })
+    .prefault({}),
+  /** `X-HTTP-Method-Override` and its kin naming another method: `reject` (400) or `ignore`. */
+  methodOverride: z.enum(['reject', 'ignore'], { message: 'expected reject or ignore' }).default('reject'),
+});
+
+export type ServerConfig = z.output<typeof serverSchema>;
+
+export interface CompiledServer {
+  port: number;
+  adminPort: number;
+  host: string;
+  classifyIp: IpClassifier;
+  replayTtlMs: number;
+  paths: PathSemantics & { caseSensitive: boolean };
+  methodOverride: 'reject' | 'ignore';
+}
+
+export function compileServer(s: ServerConfig): CompiledServer {
+  const blocks = new BlockList();
+  for (const c of s.trustedProxies) {
+    const parsed = parseCidr(c)!;
+    blocks.addSubnet(parsed.ip, parsed.prefix, parsed.family);
+  }
+  return {
+    port: s.port,
+    adminPort: s.adminPort,
+    host: s.host,
+    classifyIp: ipClassifier(blocks),
+    replayTtlMs: durationMs(s.replayTtl),
+    paths: { caseSensitive: s.paths.caseSensitive, parameters: s.paths.parameters },
+    methodOverride: s.methodOverride,
+  };
+}
+
+/** Strips a port or brackets and unmaps `::ffff:a.b.c.d`; null when what is left is no IP address. */
+export function normalizeIp(raw: string): string | null {
+  let s = raw;
+  if (s.startsWith('[')) {
+    const end = s.indexOf(']');
+    if (end === -1) return null;
+    s = s.slice(1, end);
+  } else if (/^\d{1,3}(\.\d{1,3}){3}:\d+$/.test(s)) {
+    s = s.slice(0, s.lastIndexOf(':'));
+  }
+  if (/^::ffff:\d{1,3}(\.\d{1,3}){3}$/i.test(s)) s = s.slice(7);
+  return isIP(s) === 0 ? null : s;
+}
+
+function ipClassifier(blocks: BlockList): IpClassifier {
+  const memo = new Map<string, { ip: string; trusted: boolean } | null>();
+  return (raw) => {
+    const hit = memo.get(raw);
+    if (hit !== undefined) return hit;
+    const ip = normalizeIp(raw);
+    const result = ip === null ? null : { ip, trusted: blocks.check(ip, isIP(ip) === 4 ? 'ipv4' : 'ipv6') };
+    if (memo.size >= 4096) memo.clear();
+    memo.set(raw, result);
+    return result;
+  };
+}
