@@ -56,7 +56,7 @@ export function createDeps(compiled: Compiled, opts: { log: Logger; store?: Vers
   });
   const gates: Gates = {
     auth: new AuthGate(a, verifier),
-    rateLimit: new RateLimitGate({ rules: compiled.rateLimit.rules, onStoreError: compiled.rateLimit.onStoreError, ipv6Subnet: compiled.rateLimit.ipv6Subnet, store, keyPrefix: compiled.store.keyPrefix, metrics }),
+    rateLimit: new RateLimitGate({ rules: compiled.rateLimit.rules, onStoreError: compiled.rateLimit.onStoreError, ipv6Subnet: compiled.rateLimit.ipv6Subnet, store, metrics }),
     conflict: new ConflictGate({
       resources: compiled.conflict.resources,
       policy: { ifMatchStatus: compiled.conflict.ifMatchStatus, unknownResource: compiled.conflict.unknownResource, onStoreError: compiled.conflict.onStoreError },
@@ -66,7 +66,7 @@ export function createDeps(compiled: Compiled, opts: { log: Logger; store?: Vers
     }),
   };
   const ready = () => {
-    const checks = { store: store.isHealthy(), keys: verifier.ready };
+    const checks = { store: store.health().up, keys: verifier.ready };
     metrics.storeUp.set(checks.store ? 1 : 0);
     return { ready: checks.store && checks.keys, checks };
   };

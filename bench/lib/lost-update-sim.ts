@@ -190,8 +190,8 @@ conflict:
   const deps = createDeps(compiled.compiled, { log: createLogger('silent') });
   const server = await startServer(deps, { adminToken: ADMIN_TOKEN });
   if (deps.store.kind === 'redis') {
-    for (let i = 0; i < 100 && !deps.store.isReady(); i++) await sleep(20);
-    if (!deps.store.isReady()) {
+    for (let i = 0; i < 100 && !deps.store.available(); i++) await sleep(20);
+    if (!deps.store.available()) {
       await server.close(100);
       throw new Error(`sim: Redis at ${o.store} does not answer`);
     }

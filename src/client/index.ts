@@ -82,7 +82,7 @@ function redisBackend(o: { url: string; keyPrefix?: string; commandTimeoutMs?: n
   const connectMs = o.connectTimeoutMs ?? 2000;
   // The store fails fast when disconnected; a publisher may first wait for the connection.
   const ready = async () => {
-    if (store.isReady()) return;
+    if (store.available()) return;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         store.client.off('ready', onReady);

@@ -6,7 +6,7 @@ import { etagOf } from '../core/versions.js';
 import type { Logger } from '../obs/log.js';
 import { mountHealth, type Readiness } from './health.js';
 import type { Metrics } from '../obs/metrics.js';
-import { toStoreError, type VersionStore } from '../store/port.js';
+import { storeErrorCode, type VersionStore } from '../store/port.js';
 
 export interface AdminAppDeps {
   store: VersionStore;
@@ -57,9 +57,9 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
   });
 
   const storeDown = (c: Context, op: string, err: unknown) => {
-    const e = toStoreError(err);
-    metrics.storeError(store.kind, op, e.code);
-    log.warn({ op, code: e.code }, 'admin: store unavailable');
+    const code = storeErrorCode(err);
+    metrics.storeError(store.kind, op, code);
+    log.warn({ op, code }, 'admin: store unavailable');
     return send(c, { status: 503, code: 'store_unavailable', title: 'Store unavailable', detail: 'The version store did not answer.', headers: { 'Retry-After': '1' } });
   };
 

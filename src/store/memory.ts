@@ -1,7 +1,9 @@
 // In-memory store (dev mode, `store.url: memory`, and the tests' fake-clock twin of redis.ts).
-import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { isPublishAllowed } from '../core/versions.js';
-import type { ClaimResult, LimiterSpec, PublishResult, VersionStore } from './port.js';
+import { keyLayout } from './keys.js';
+import { limiterOf } from './limiter.js';
+import type { ClaimResult, ClaimView, Limiter, LimiterSpec, PublishResult, StoreHealth, VersionStore } from './port.js';
 
 interface Lease {
   token: string;
@@ -10,28 +12,47 @@ interface Lease {
 }
 
 const MAX_KEPT = 10_000;
+const KEYS = keyLayout('');
 
 export class MemoryStore implements VersionStore {
   readonly kind = 'memory' as const;
-  private readonly versions = new Map<string, string>();
+  private readonly versions = new Map<string, { value: string; untilMs: number }>();
   private readonly leases = new Map<string, Lease>();
   private readonly kept = new Map<string, { value: string; untilMs: number }>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
+  private current(key: string): string | null {
+    const v = this.versions.get(key);
+    if (v === undefined) return null;
+    if (v.untilMs <= this.now()) {
+      this.versions.delete(key);
+      return null;
+    }
+    return v.value;
+  }
+
+  private liveLease(key: string, version: string | null): Lease | undefined {
+    const lease = this.leases.get(key);
+    return lease && lease.untilMs > this.now() && lease.boundTo === version ? lease : undefined;
+  }
+
   async getVersion(key: string): Promise<string | null> {
-    return this.versions.get(key) ?? null;
+    return this.current(key);
   }
 
   async claim(key: string, leaseMs: number, token: string): Promise<ClaimResult> {
-    const version = this.versions.get(key) ?? null;
-    const lease = this.leases.get(key);
-    const now = this.now();
-    if (lease && lease.untilMs > now && lease.boundTo === version) {
-      return { version, claim: { kind: 'held', remainingMs: lease.untilMs - now } };
-    }
-    this.leases.set(key, { token, boundTo: version, untilMs: now + leaseMs });
+    const version = this.current(key);
+    const held = this.liveLease(key, version);
+    if (held) return { version, claim: { kind: 'held', remainingMs: held.untilMs - this.now() } };
+    this.leases.set(key, { token, boundTo: version, untilMs: this.now() + leaseMs });
     return { version, claim: { kind: 'taken' } };
+  }
+
+  async peekClaim(key: string): Promise<ClaimView> {
+    const version = this.current(key);
+    const held = this.liveLease(key, version);
+    return { version, claim: held ? { kind: 'held', remainingMs: held.untilMs - this.now() } : { kind: 'free' } };
   }
 
   async release(key: string, token: string): Promise<void> {
@@ -42,17 +63,19 @@ export class MemoryStore implements VersionStore {
     this.leases.delete(key);
   }
 
-  async publish(key: string, version: string): Promise<PublishResult> {
-    const previous = this.versions.get(key) ?? null;
+  async publish(key: string, version: string, ttlMs?: number): Promise<PublishResult> {
+    const previous = this.current(key);
     if (!isPublishAllowed(version, previous)) return { kind: 'stale', current: previous! };
-    this.versions.set(key, version);
+    this.versions.set(key, { value: version, untilMs: ttlMs === undefined ? Infinity : this.now() + ttlMs });
     this.leases.delete(key);
     return { kind: 'published', previous };
   }
 
   async remove(key: string): Promise<boolean> {
     this.leases.delete(key);
-    return this.versions.delete(key);
+    const had = this.current(key) !== null;
+    this.versions.delete(key);
+    return had;
   }
 
   async remember(id: string, value: string, ttlMs: number): Promise<void> {
@@ -76,16 +99,19 @@ export class MemoryStore implements VersionStore {
     return hit.value;
   }
 
-  rateLimiter(spec: LimiterSpec): RateLimiterAbstract {
-    return new RateLimiterMemory({ keyPrefix: spec.keyPrefix, points: spec.points, duration: spec.durationS });
+  limiter(spec: LimiterSpec): Limiter {
+    const rlf = new RateLimiterMemory({ keyPrefix: KEYS.rateLimit(spec.rule), points: spec.points, duration: spec.durationS });
+    return limiterOf(rlf, spec.points, spec.durationS, (err) => {
+      throw err;
+    });
   }
 
-  isReady(): boolean {
+  available(): boolean {
     return true;
   }
 
-  isHealthy(): boolean {
-    return true;
+  health(): StoreHealth {
+    return { up: true };
   }
 
   async ping(): Promise<boolean> {

@@ -1,10 +1,21 @@
-// The store port: what the gates and the admin API need from the version cache, whatever backs it.
-import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+// The store port: what the gates, the admin API and the replay need of the shared state, whatever backs it.
+
+/**
+ * Why a store call failed:
+ * - `timeout`: no answer within store.commandTimeout;
+ * - `not_ready`: not connected (nothing is queued while disconnected);
+ * - `down`: not attempted, because the health check already knows the store is down or hung;
+ * - `cluster`: a MOVED / ASK / CROSSSLOT / CLUSTERDOWN reply that was not followed (a one-node
+ *   client pointed at a cluster, or a cluster reconfiguring);
+ * - `script`: a Lua script failed (NOSCRIPT that could not be reloaded, a script error);
+ * - `other`: anything else.
+ */
+export type StoreErrorCode = 'timeout' | 'not_ready' | 'down' | 'cluster' | 'script' | 'other';
 
 /** An infrastructure fault: caught in each gate's shell, counted, turned into the gate's fail mode. */
 export class StoreError extends Error {
   constructor(
-    readonly code: 'timeout' | 'not_ready' | 'script' | 'other',
+    readonly code: StoreErrorCode,
     message: string,
   ) {
     super(message);
@@ -14,15 +25,12 @@ export class StoreError extends Error {
 
 /** One instance for "not connected": an outage must not cost an Error (and its stack) per request. */
 export const STORE_NOT_READY = new StoreError('not_ready', 'store is not connected');
+/** One instance for "the health check says it is down": the call is not even attempted. */
+export const STORE_DOWN = new StoreError('down', 'store is down (health check)');
 
-/** Turns a client failure (ioredis, rate-limiter-flexible) into a StoreError; never leaks the raw message. */
-export function toStoreError(err: unknown): StoreError {
-  if (err instanceof StoreError) return err;
-  const msg = err instanceof Error ? err.message : String(err);
-  if (/timed out/i.test(msg)) return new StoreError('timeout', 'store command timed out');
-  if (/enableOfflineQueue|not ready|Connection is closed|writeable/i.test(msg)) return new StoreError('not_ready', 'store is not connected');
-  if (/ERR|NOSCRIPT|script/i.test(msg)) return new StoreError('script', 'store script error');
-  return new StoreError('other', 'store error');
+/** The code of a store call's rejection (the port rejects with StoreErrors; anything else is `other`). */
+export function storeErrorCode(err: unknown): StoreErrorCode {
+  return err instanceof StoreError ? err.code : 'other';
 }
 
 /** The version seen and whether this write now holds the resource's lease. */
@@ -32,17 +40,45 @@ export interface ClaimResult {
   claim: { kind: 'taken' } | { kind: 'held'; remainingMs: number };
 }
 
+/** What a claim would find, without taking anything (explain). */
+export interface ClaimView {
+  version: string | null;
+  claim: { kind: 'free' } | { kind: 'held'; remainingMs: number };
+}
+
 export type PublishResult = { kind: 'published'; previous: string | null } | { kind: 'stale'; current: string };
 
 export interface LimiterSpec {
-  keyPrefix: string;
+  /** The rule's name: the adapter builds the rule's keys from it (store/keys.ts). */
+  rule: string;
   points: number;
   durationS: number;
 }
 
+/** One rate-limit answer: whether the point was granted, what is left, and when the window resets. */
+export type LimitResult = { kind: 'allowed'; remaining: number; resetMs: number } | { kind: 'limited'; resetMs: number };
+
+/** A rule's shared budget per client. Store failures reject with a StoreError. */
+export interface Limiter {
+  /** Takes one point for `client`. */
+  consume(client: string): Promise<LimitResult>;
+  /** What `consume` would answer now, without taking a point (explain). */
+  peek(client: string): Promise<LimitResult>;
+  /** Gives one point back (a write the conflict gate refused, when so configured). */
+  refund(client: string): Promise<void>;
+}
+
+export interface StoreHealth {
+  /** The store answered a recent health ping. */
+  up: boolean;
+  /** Why it is not up, in an operator's words (`not connected`, `not answering`, `…is a cluster node`). */
+  reason?: string;
+}
+
 /**
  * Both adapters (redis.ts, memory.ts) implement exactly these semantics; test/store/contract.ts
- * runs one suite against each.
+ * runs one suite against each. Every method rejects with a StoreError when the store fails, and at
+ * once (`down` / `not_ready`) while it is known to be down.
  */
 export interface VersionStore {
   readonly kind: 'redis' | 'memory';
@@ -53,23 +89,28 @@ export interface VersionStore {
    * version. A lease bound to an older version is void: publishing a version frees the resource.
    */
   claim(resourceKey: string, leaseMs: number, token: string): Promise<ClaimResult>;
+  /** What `claim` would find, taking nothing. */
+  peekClaim(resourceKey: string): Promise<ClaimView>;
   /** Gives the lease back if `token` still holds it. */
   release(resourceKey: string, token: string): Promise<void>;
   /** Ends whatever lease the resource has (an upstream whose write failed; it holds no token). */
   endClaim(resourceKey: string): Promise<void>;
-  /** Publish-if-newer (ordered versions never move backwards); also ends any lease. */
-  publish(resourceKey: string, version: string): Promise<PublishResult>;
+  /**
+   * Publish-if-newer (ordered versions never move backwards); also ends any lease. With `ttlMs`
+   * the version expires unless published again within it (conflict.versionTtl).
+   */
+  publish(resourceKey: string, version: string, ttlMs?: number): Promise<PublishResult>;
   /** Forgets the version (and lease); true when there was a version. */
   remove(resourceKey: string): Promise<boolean>;
   /** Keeps a small value for `ttlMs` (denials awaiting a proxy's replay). */
   remember(id: string, value: string, ttlMs: number): Promise<void>;
   recall(id: string): Promise<string | null>;
-  /** A rate limiter backed by this store (rate-limiter-flexible). */
-  rateLimiter(spec: LimiterSpec): RateLimiterAbstract;
-  /** The connection is up (no round trip: what the hot path checks before calling the store). */
-  isReady(): boolean;
-  /** The store answered a recent health ping (what /readyz reports: connected is not answering). */
-  isHealthy(): boolean;
+  /** The shared budget of one rate-limit rule. */
+  limiter(spec: LimiterSpec): Limiter;
+  /** No round trip: connected and answering its health pings. The hot path fails fast when false. */
+  available(): boolean;
+  /** What /readyz and the metrics report. */
+  health(): StoreHealth;
   /** A round trip: true when the store answered. */
   ping(): Promise<boolean>;
   close(): Promise<void>;

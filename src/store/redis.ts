@@ -1,8 +1,20 @@
 // Redis adapter (ioredis): one Lua script per operation (EVALSHA via defineCommand), fail-fast client.
 import { Redis, type ChainableCommander } from 'ioredis';
-import { RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { keyLayout, type KeyLayout } from './keys.js';
-import { STORE_NOT_READY, toStoreError, type ClaimResult, type LimiterSpec, type PublishResult, type VersionStore } from './port.js';
+import { limiterOf } from './limiter.js';
+import { STORE_DOWN, STORE_NOT_READY, StoreError, type ClaimResult, type ClaimView, type Limiter, type LimiterSpec, type PublishResult, type StoreHealth, type VersionStore } from './port.js';
+
+/** Turns a client failure (ioredis, rate-limiter-flexible) into a StoreError; never leaks the raw message. */
+export function toStoreError(err: unknown): StoreError {
+  if (err instanceof StoreError) return err;
+  const msg = err instanceof Error ? err.message : String(err);
+  if (/timed out/i.test(msg)) return new StoreError('timeout', 'store command timed out');
+  if (/enableOfflineQueue|not ready|Connection is closed|writeable/i.test(msg)) return new StoreError('not_ready', 'store is not connected');
+  if (/^(MOVED|ASK|CROSSSLOT|CLUSTERDOWN)\b/.test(msg)) return new StoreError('cluster', 'store answered with a cluster redirection');
+  if (/ERR|NOSCRIPT|script/i.test(msg)) return new StoreError('script', 'store script error');
+  return new StoreError('other', 'store error');
+}
 
 // Ordered versions (`12`, `2.4.1`) compare component by component as big integers; `1.0` == `1`.
 // This is core/versions.ts#compareOrdered in Lua: publish-if-newer must be atomic in Redis.
@@ -47,6 +59,20 @@ redis.call('SET', KEYS[2], ARGV[2] .. ':' .. bound, 'PX', ARGV[1])
 return {v, 'taken', 0}
 `;
 
+/** KEYS: ver, claim. → {version|nil, remainingMs (0 when free)}: what LUA_CLAIM would find, taking nothing. */
+const LUA_PEEK_CLAIM = `
+local v = redis.call('GET', KEYS[1])
+local bound = v or ''
+local c = redis.call('GET', KEYS[2])
+if c then
+  local sep = string.find(c, ':', 1, true)
+  if sep and string.sub(c, sep + 1) == bound then
+    return {v, redis.call('PTTL', KEYS[2])}
+  end
+end
+return {v, 0}
+`;
+
 /** KEYS: claim. ARGV: token. */
 const LUA_RELEASE = `
 local c = redis.call('GET', KEYS[1])
@@ -54,13 +80,17 @@ if c and string.sub(c, 1, #ARGV[1] + 1) == ARGV[1] .. ':' then redis.call('DEL',
 return 0
 `;
 
-/** KEYS: ver, claim. ARGV: version. → {'ok'|'stale', previous|nil} */
+/** KEYS: ver, claim. ARGV: version, ttlMs (0: no expiry). → {'ok'|'stale', previous|nil} */
 const LUA_PUBLISH = `${LUA_ORDER}
 local cur = redis.call('GET', KEYS[1])
 if cur and ordered(ARGV[1]) and ordered(cur) and cmp(ARGV[1], cur) < 0 then
   return {'stale', cur}
 end
-redis.call('SET', KEYS[1], ARGV[1])
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
 redis.call('DEL', KEYS[2])
 return {'ok', cur}
 `;
@@ -120,8 +150,9 @@ interface ScriptPipeline extends ChainableCommander {
 
 interface ScriptClient extends Redis {
   cgClaim(ver: string, claim: string, leaseMs: number, token: string): Promise<[string | null, 'taken' | 'held', number]>;
+  cgPeekClaim(ver: string, claim: string): Promise<[string | null, number]>;
   cgRelease(claim: string, token: string): Promise<number>;
-  cgPublish(ver: string, claim: string, version: string): Promise<['ok' | 'stale', string | null]>;
+  cgPublish(ver: string, claim: string, version: string, ttlMs: number): Promise<['ok' | 'stale', string | null]>;
 }
 
 const HEALTH_PING_MS = 1000;
@@ -160,6 +191,7 @@ export class RedisStore implements VersionStore {
     });
     client.on('error', (err: Error) => opts.onConnectionError?.(err.message));
     client.defineCommand('cgClaim', { numberOfKeys: 2, lua: LUA_CLAIM });
+    client.defineCommand('cgPeekClaim', { numberOfKeys: 2, lua: LUA_PEEK_CLAIM });
     client.defineCommand('cgRelease', { numberOfKeys: 1, lua: LUA_RELEASE });
     client.defineCommand('cgPublish', { numberOfKeys: 2, lua: LUA_PUBLISH });
     this.client = client as ScriptClient;
@@ -179,6 +211,7 @@ export class RedisStore implements VersionStore {
 
   private async run<T>(op: () => Promise<T>): Promise<T> {
     if (this.client.status !== 'ready') throw STORE_NOT_READY;
+    if (!this.answering()) throw STORE_DOWN;
     try {
       return await op();
     } catch (err) {
@@ -200,6 +233,12 @@ export class RedisStore implements VersionStore {
     };
   }
 
+  async peekClaim(key: string): Promise<ClaimView> {
+    const [version, ttl] = await this.run(() => this.client.cgPeekClaim(this.keys.version(key), this.keys.claim(key)));
+    const remainingMs = Number(ttl);
+    return { version: version ?? null, claim: remainingMs > 0 ? { kind: 'held', remainingMs } : { kind: 'free' } };
+  }
+
   async release(key: string, token: string): Promise<void> {
     await this.run(() => this.client.cgRelease(this.keys.claim(key), token));
   }
@@ -208,8 +247,8 @@ export class RedisStore implements VersionStore {
     await this.run(() => this.client.del(this.keys.claim(key)));
   }
 
-  async publish(key: string, version: string): Promise<PublishResult> {
-    const [state, other] = await this.run(() => this.client.cgPublish(this.keys.version(key), this.keys.claim(key), version));
+  async publish(key: string, version: string, ttlMs = 0): Promise<PublishResult> {
+    const [state, other] = await this.run(() => this.client.cgPublish(this.keys.version(key), this.keys.claim(key), version, ttlMs));
     return state === 'stale' ? { kind: 'stale', current: other! } : { kind: 'published', previous: other ?? null };
   }
 
@@ -226,22 +265,29 @@ export class RedisStore implements VersionStore {
     return this.run(() => this.client.get(this.keys.replay(id)));
   }
 
-  rateLimiter(spec: LimiterSpec): RateLimiterAbstract {
-    return new RateLimiterRedis({
+  limiter(spec: LimiterSpec): Limiter {
+    const rlf = new RateLimiterRedis({
       storeClient: this.limiterClient(),
-      keyPrefix: spec.keyPrefix,
+      keyPrefix: this.keys.rateLimit(spec.rule),
       points: spec.points,
       duration: spec.durationS,
       rejectIfRedisNotReady: true,
       // Once Redis says a client is over, answer locally until its window ends (no round trip).
       inMemoryBlockOnConsumed: spec.points + 1,
     });
+    const inner = limiterOf(rlf, spec.points, spec.durationS, (err) => {
+      throw toStoreError(err);
+    });
+    // Known down: fail at once rather than through rate-limiter-flexible's own error path.
+    const guard = <A extends unknown[], R>(f: (...a: A) => Promise<R>) => (...a: A): Promise<R> => (this.available() ? f(...a) : Promise.reject(this.client.status === 'ready' ? STORE_DOWN : STORE_NOT_READY));
+    return { consume: guard(inner.consume), peek: guard(inner.peek), refund: guard(inner.refund) };
   }
 
   /**
    * What rate-limiter-flexible sees as its ioredis client: the real one for defining its Lua
    * script and for the connection state, with its consume script sent through the batcher.
-   * consume() uses only these; the other paths (get, delete, block) are not called by the gate.
+   * consume() and reward() call `rlflxIncr`, get() calls `multi().get().pttl().exec()`; delete and
+   * block are not called by the gate.
    */
   private limiterClient(): unknown {
     const client = this.client;
@@ -251,21 +297,33 @@ export class RedisStore implements VersionStore {
         return client.status;
       },
       defineCommand: (name: string, def: { numberOfKeys: number; lua: string }) => client.defineCommand(name, def),
+      multi: () => client.multi(),
       rlflxIncr: (args: string[]) => batcher.run((p) => (p as ScriptPipeline).rlflxIncr(args)),
     };
   }
 
-  isReady(): boolean {
-    return this.client.status === 'ready';
+  /** A health PING was answered recently (a connected socket is not an answering server). */
+  private answering(): boolean {
+    return Date.now() - this.lastAnswerAt < HEALTH_STALE_MS;
   }
 
-  isHealthy(): boolean {
-    return this.client.status === 'ready' && Date.now() - this.lastAnswerAt < HEALTH_STALE_MS;
+  available(): boolean {
+    return this.client.status === 'ready' && this.answering();
+  }
+
+  health(): StoreHealth {
+    if (this.client.status !== 'ready') return { up: false, reason: 'not connected' };
+    if (!this.answering()) return { up: false, reason: 'not answering health pings' };
+    return { up: true };
   }
 
   async ping(): Promise<boolean> {
     try {
-      return (await this.run(() => this.client.ping())) === 'PONG';
+      // Not through run(): a ping is how a store that stopped answering is found answering again.
+      if (this.client.status !== 'ready') return false;
+      const pong = (await this.client.ping()) === 'PONG';
+      if (pong) this.lastAnswerAt = Date.now();
+      return pong;
     } catch {
       return false;
     }

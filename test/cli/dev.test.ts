@@ -45,9 +45,12 @@ describe('dev mode', () => {
     expect(await res.json()).toEqual({ key: 'orders:42', version: '7' });
   });
 
-  test('the log lines are JSON and hold no token', () => {
+  test('the log lines are JSON and hold no token', async () => {
     const token = /export TOKEN=(\S+)/.exec(banner)![1]!;
-    const logLines = gate.output().split('\n').filter((l) => l.startsWith('{'));
+    // Log lines are buffered and flushed every 250 ms.
+    const lines = () => gate.output().split('\n').filter((l) => l.startsWith('{'));
+    for (let i = 0; i < 40 && lines().length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    const logLines = lines();
     expect(logLines.length).toBeGreaterThan(0);
     for (const l of logLines) expect(l).not.toContain(token);
   });

@@ -22,7 +22,7 @@ conflict:
 beforeAll(async () => {
   key = await makeKey('ES256');
   app = await buildApp(yaml(SHARED_REDIS_URL), { files: { 'jwks.json': JSON.stringify(jwks(key)) }, adminToken: ADMIN });
-  for (let i = 0; i < 100 && !app.deps.store.isReady(); i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 100 && !app.deps.store.available(); i++) await new Promise((r) => setTimeout(r, 10));
 });
 afterAll(async () => {
   await app.close();

@@ -138,19 +138,52 @@ export function runStoreContract(name: string, make: () => Promise<StoreHarness>
       expect(results.filter((r) => r.claim.kind === 'taken')).toHaveLength(1);
     });
 
-    test('a store-backed rate limiter counts', async () => {
+    test('a store-backed rate limiter counts; peek takes nothing; refund gives a point back', async () => {
       const { store } = await make();
-      const limiter = store.rateLimiter({ keyPrefix: `rl-${key()}`, points: 2, durationS: 60 });
-      await limiter.consume('c', 1);
-      const r = await limiter.consume('c', 1);
-      expect(r.remainingPoints).toBe(0);
-      await expect(limiter.consume('c', 1)).rejects.toMatchObject({ remainingPoints: 0 });
+      const limiter = store.limiter({ rule: `rl-${key()}`, points: 2, durationS: 60 });
+      expect(await limiter.peek('c')).toMatchObject({ kind: 'allowed', remaining: 1 });
+      expect(await limiter.consume('c')).toMatchObject({ kind: 'allowed', remaining: 1 });
+      expect(await limiter.peek('c')).toMatchObject({ kind: 'allowed', remaining: 0 });
+      expect(await limiter.consume('c')).toMatchObject({ kind: 'allowed', remaining: 0 });
+      expect(await limiter.peek('c')).toMatchObject({ kind: 'limited' });
+      await limiter.refund('c');
+      expect(await limiter.consume('c')).toMatchObject({ kind: 'allowed', remaining: 0 });
+      const limited = await limiter.consume('c');
+      expect(limited.kind).toBe('limited');
+      expect(limited.resetMs).toBeGreaterThan(50_000);
+    });
+
+    test('peekClaim sees what claim would, and takes nothing', async () => {
+      const { store } = await make();
+      const k = key();
+      await store.publish(k, '3');
+      expect(await store.peekClaim(k)).toEqual({ version: '3', claim: { kind: 'free' } });
+      await store.claim(k, 5000, 'a');
+      const seen = await store.peekClaim(k);
+      expect(seen.version).toBe('3');
+      expect(seen.claim.kind).toBe('held');
+      await store.release(k, 'a');
+      expect(await store.peekClaim(k)).toEqual({ version: '3', claim: { kind: 'free' } });
+      expect((await store.claim(k, 5000, 'b')).claim).toEqual({ kind: 'taken' });
+    });
+
+    test('a version published with a TTL expires unless published again', async () => {
+      const { store, advance } = await make();
+      const k = key();
+      await store.publish(k, '1', 200);
+      expect(await store.getVersion(k)).toBe('1');
+      await advance(120);
+      await store.publish(k, '2', 200);
+      await advance(120);
+      expect(await store.getVersion(k)).toBe('2');
+      await advance(200);
+      expect(await store.getVersion(k)).toBeNull();
     });
 
     test('ping answers', async () => {
       const { store } = await make();
       expect(await store.ping()).toBe(true);
-      expect(store.isReady()).toBe(true);
+      expect(store.available()).toBe(true);
     });
   });
 }

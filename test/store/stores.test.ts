@@ -14,7 +14,7 @@ runStoreContract('memory (fake clock)', async () => {
     store,
     advance: async (ms) => void (now += ms),
     // An upstream's raw SET, which (unlike publish) leaves the lease in place: the lease must be void by its binding.
-    rawSet: async (k, v) => void (store as unknown as { versions: Map<string, string> }).versions.set(k, v),
+    rawSet: async (k, v) => void (store as unknown as { versions: Map<string, { value: string; untilMs: number }> }).versions.set(k, { value: v, untilMs: Infinity }),
   };
 });
 
@@ -30,7 +30,7 @@ afterAll(async () => {
 async function redisStore(): Promise<RedisStore> {
   const store = new RedisStore({ url: SHARED_REDIS_URL, keyPrefix: prefix, commandTimeoutMs: 1000, connectTimeoutMs: 1000 });
   stores.push(store);
-  for (let i = 0; i < 100 && !store.isReady(); i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 100 && !store.available(); i++) await new Promise((r) => setTimeout(r, 10));
   return store;
 }
 
@@ -64,6 +64,6 @@ describe('redis layout and failure shape', () => {
     await expect(store.claim('x', 1000, 't')).rejects.toMatchObject({ code: 'not_ready' });
     expect(Date.now() - started).toBeLessThan(100);
     expect(await store.ping()).toBe(false);
-    expect(store.isReady()).toBe(false);
+    expect(store.available()).toBe(false);
   });
 });

@@ -7,7 +7,7 @@ import { BadParam } from '../../config/sections/conflict.js';
 import { deny, type Decision, type Deny } from '../../core/decision.js';
 import type { RequestFacts } from '../../core/forwarded.js';
 import type { Metrics } from '../../obs/metrics.js';
-import { toStoreError, type VersionStore } from '../../store/port.js';
+import { storeErrorCode, type VersionStore } from '../../store/port.js';
 import { checkRequirement, decideConflict, parsePreconditions, type ConflictPolicy, type LeaseOutcome, type VersionOutcome } from './decide.js';
 
 export interface ConflictGateOptions {
@@ -61,14 +61,14 @@ export class ConflictGate {
         version = v === null ? { kind: 'missing' } : { kind: 'found', version: v };
       }
     } catch (err) {
-      this.opts.metrics.storeError(store.kind, claim.enabled ? 'claim' : 'get_version', toStoreError(err).code);
+      this.opts.metrics.storeError(store.kind, claim.enabled ? 'claim' : 'get_version', storeErrorCode(err));
       version = { kind: 'store_error' };
     }
     const decision = decideConflict(target.key, pre, version, lease, this.opts.policy);
     if (decision.kind === 'deny' && lease.kind === 'taken' && token !== undefined) {
       // The lease was taken with the read (one round trip); a write that fails its
       // preconditions gives it back at once.
-      store.release(target.key, token).catch((err: unknown) => this.opts.metrics.storeError(store.kind, 'release', toStoreError(err).code));
+      store.release(target.key, token).catch((err: unknown) => this.opts.metrics.storeError(store.kind, 'release', storeErrorCode(err)));
     }
     return decision;
   }

@@ -1,13 +1,12 @@
 // The rate-limit gate's shell: picks the rule, consumes a point in the store, falls back on outage.
-import { RateLimiterMemory, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { CompiledRateRule } from '../../config/compile.js';
 import { routeMatches } from '../../core/routes.js';
 import type { Decision } from '../../core/decision.js';
 import type { RequestFacts } from '../../core/forwarded.js';
 import { ipBucket } from '../../core/ip.js';
 import type { Metrics } from '../../obs/metrics.js';
-import { keyLayout } from '../../store/keys.js';
-import { STORE_NOT_READY, toStoreError, type VersionStore } from '../../store/port.js';
+import { MemoryStore } from '../../store/memory.js';
+import { storeErrorCode, type Limiter, type LimitResult, type VersionStore } from '../../store/port.js';
 import type { Claims } from '../auth/decide.js';
 import { decideRateLimit, type LimitOutcome, type RulePolicy } from './decide.js';
 
@@ -18,9 +17,9 @@ export interface Caller {
 }
 
 interface Limiters {
-  primary: RateLimiterAbstract;
+  primary: Limiter;
   /** Per-replica limiter with the same rule, used while the store fails (`onStoreError: memory`). */
-  insurance: RateLimiterAbstract | null;
+  insurance: Limiter | null;
 }
 
 export interface RateLimitGateOptions {
@@ -29,13 +28,14 @@ export interface RateLimitGateOptions {
   /** IP-keyed buckets group IPv6 clients by this prefix (core/ip.ts). */
   ipv6Subnet: number;
   store: VersionStore;
-  keyPrefix: string;
   metrics: Metrics;
 }
 
 export class RateLimitGate {
   private readonly limiters = new Map<string, Limiters>();
   private readonly policies = new Map<string, RulePolicy>();
+  /** Where the insurance limiters live: this replica's memory. */
+  private readonly local = new MemoryStore();
 
   constructor(private readonly opts: RateLimitGateOptions) {
     for (const rule of opts.rules) this.policies.set(rule.name, { name: rule.name, windowS: rule.windowS, onStoreError: opts.onStoreError });
@@ -57,16 +57,14 @@ export class RateLimitGate {
   }
 
   private limitersFor(rule: CompiledRateRule, limit: number): Limiters {
+    // One bucket per client and rule whatever its limit: a client whose plan changes keeps its count.
     const id = `${rule.name}\0${limit}`;
     let l = this.limiters.get(id);
     if (!l) {
-      const spec = { keyPrefix: keyLayout(this.opts.keyPrefix).rateLimit(rule.name), points: limit, durationS: rule.windowS };
+      const spec = { rule: rule.name, points: limit, durationS: rule.windowS };
       l = {
-        primary: this.opts.store.rateLimiter(spec),
-        insurance:
-          this.opts.store.kind === 'redis' && this.opts.onStoreError === 'memory'
-            ? new RateLimiterMemory({ keyPrefix: spec.keyPrefix, points: limit, duration: rule.windowS })
-            : null,
+        primary: this.opts.store.limiter(spec),
+        insurance: this.opts.store.kind !== 'memory' && this.opts.onStoreError === 'memory' ? this.local.limiter(spec) : null,
       };
       this.limiters.set(id, l);
     }
@@ -77,32 +75,18 @@ export class RateLimitGate {
     const l = this.limitersFor(rule, limit);
     const { store, metrics } = this.opts;
     try {
-      // Disconnected: skip the call (rate-limiter-flexible would build and throw an Error for it).
-      if (!store.isReady()) throw STORE_NOT_READY;
-      return allowed(await l.primary.consume(key, 1), limit, false);
+      return outcomeOf(await l.primary.consume(key), limit, false);
     } catch (err) {
-      if (err instanceof RateLimiterRes) return limited(err, limit, false);
-      metrics.storeError(store.kind, 'ratelimit', toStoreError(err).code);
+      metrics.storeError(store.kind, 'ratelimit', storeErrorCode(err));
       if (!l.insurance) return { kind: 'store_error' };
       metrics.insuranceUsed(rule.name);
-      try {
-        return allowed(await l.insurance.consume(key, 1), limit, true);
-      } catch (res) {
-        return res instanceof RateLimiterRes ? limited(res, limit, true) : { kind: 'store_error' };
-      }
+      return outcomeOf(await l.insurance.consume(key), limit, true);
     }
   }
 }
 
-// rate-limiter-flexible resolves when the point was granted and rejects with a RateLimiterRes when
-// it was not. The rejection is the verdict: a key blocked in memory is rejected with
-// consumedPoints 0, so the counts must not be re-read to decide.
-function allowed(res: RateLimiterRes, limit: number, degraded: boolean): LimitOutcome {
-  return { kind: 'allowed', limit, remaining: res.remainingPoints, resetMs: res.msBeforeNext, degraded };
-}
-
-function limited(res: RateLimiterRes, limit: number, degraded: boolean): LimitOutcome {
-  return { kind: 'limited', limit, resetMs: res.msBeforeNext, degraded };
+function outcomeOf(r: LimitResult, limit: number, degraded: boolean): LimitOutcome {
+  return r.kind === 'allowed' ? { kind: 'allowed', limit, remaining: r.remaining, resetMs: r.resetMs, degraded } : { kind: 'limited', limit, resetMs: r.resetMs, degraded };
 }
 
 /** The effective limit: the first override whose claim has the given value, else the rule's. */

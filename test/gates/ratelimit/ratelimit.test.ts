@@ -40,7 +40,7 @@ ${extra}`,
 const as = async (sub: string, claims: Record<string, unknown> = {}) => ({ Authorization: `Bearer ${await sign(key, { sub, claims })}` });
 
 async function ready(app: TestApp) {
-  for (let i = 0; i < 100 && !app.deps.store.isReady(); i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 100 && !app.deps.store.available(); i++) await new Promise((r) => setTimeout(r, 10));
 }
 
 describe('rate limits on Redis', () => {
