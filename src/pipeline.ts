@@ -1,7 +1,8 @@
-// runPipeline: auth → rate limit → conflict; the first denial wins, allows add up their headers.
-import type { Decision } from './core/decision.js';
-import { H } from './core/http.js';
+// runPipeline: auth → rate limit → conflict; the first enforced denial wins, allows add up their headers.
+import type { Decision, Deny } from './core/decision.js';
 import type { RequestFacts } from './core/forwarded.js';
+import { H } from './core/http.js';
+import type { Caller, RunMode, Step } from './core/step.js';
 import type { AuthGate } from './gates/auth/gate.js';
 import type { ConflictGate } from './gates/conflict/gate.js';
 import type { RateLimitGate } from './gates/ratelimit/limiter.js';
@@ -12,31 +13,55 @@ export interface Gates {
   conflict: ConflictGate;
 }
 
+export interface PipelineResult {
+  /** The answer: an allow (headers for the upstream, every documented one present) or the first enforced denial. */
+  decision: Decision;
+  /** What each gate did, in order, up to the one that denied. */
+  steps: Step[];
+  /** Denials that shadow mode turned into allows, in gate order. */
+  shadowed: Deny[];
+  caller: Caller;
+}
+
+/** `<gate>/<code>` for X-Gate-Shadow and logs (`ratelimit/rate_limited`). */
+export function shadowLabel(d: Deny): string {
+  return `${d.gate}/${d.code}`;
+}
+
 /**
  * The order matters: a request that fails auth never spends the client's rate-limit budget, and a
- * request over its limit never touches the version cache or takes a lease.
+ * request over its limit never touches the version cache or takes a lease. A shadowed denial does
+ * not stop the pipeline: the next gate runs as it would for an allow.
+ *
+ * `explain` runs the same gates without side effects (gates peek instead of consuming).
  */
-export async function runPipeline(facts: RequestFacts, gates: Gates): Promise<Decision> {
+export async function runPipeline(facts: RequestFacts, gates: Gates, mode: RunMode = 'live'): Promise<PipelineResult> {
+  const steps: Step[] = [];
+  const shadowed: Deny[] = [];
+  const headers: Record<string, string> = {};
+  const fold = (step: Step): Deny | null => {
+    steps.push(step);
+    if (step.shadowed) shadowed.push(step.shadowed);
+    if (step.decision.kind === 'deny') return step.decision;
+    Object.assign(headers, step.decision.headers);
+    return null;
+  };
+
   const auth = await gates.auth.check(facts);
-  if (auth.kind === 'deny') return auth;
-  const caller = auth.kind === 'allow' ? { clientId: auth.identity.clientId, claims: auth.identity.claims } : { clientId: null, claims: null };
-  const headers = auth.headers;
+  const caller = auth.caller;
+  let denied = fold(auth.step);
+  if (denied) return { decision: denied, steps, shadowed, caller };
 
-  const limited = await gates.rateLimit.check(facts, caller);
-  if (limited !== null) {
-    if (limited.kind === 'deny') return limited;
-    Object.assign(headers, limited.headers);
-  }
+  const limited = await gates.rateLimit.check(facts, caller, mode);
+  denied = fold(limited.step);
+  if (denied) return { decision: denied, steps, shadowed, caller };
 
-  const conflict = await gates.conflict.check(facts);
-  if (conflict !== null) {
-    if (conflict.kind === 'deny') return conflict;
-    Object.assign(headers, conflict.headers);
-  } else {
-    headers[H.resourceKey] = '';
-    headers[H.resourceVersion] = '';
-  }
-  headers[H.shadow] = '';
-  headers[H.idempotencyKey] = '';
-  return { kind: 'allow', headers };
+  denied = fold(await gates.conflict.check(facts, mode));
+  if (denied) return { decision: denied, steps, shadowed, caller };
+
+  headers[H.resourceKey] ??= '';
+  headers[H.resourceVersion] ??= '';
+  headers[H.shadow] = shadowed.map(shadowLabel).join(', ');
+  headers[H.idempotencyKey] ??= '';
+  return { decision: { kind: 'allow', headers }, steps, shadowed, caller };
 }

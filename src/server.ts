@@ -1,8 +1,10 @@
 // Composition root: compiled config → store → gates → apps → listeners; SIGTERM drains and exits.
 import { serve, type ServerType } from '@hono/node-server';
 import type { Hono } from 'hono';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Compiled } from './config/compile.js';
+import type { ConfigIssue, ReadResult } from './config/read.js';
+import type { ForwardedOptions } from './core/forwarded.js';
 import { AuthGate } from './gates/auth/gate.js';
 import { TokenVerifier } from './gates/auth/verify.js';
 import { ConflictGate } from './gates/conflict/gate.js';
@@ -12,25 +14,148 @@ import { createGateApp, type GateAppDeps } from './http/gate-app.js';
 import { ReplayCache } from './http/replay.js';
 import type { Logger } from './obs/log.js';
 import { Metrics } from './obs/metrics.js';
+import { DecisionRecorder } from './obs/recorder.js';
 import type { Gates } from './pipeline.js';
 import { MemoryStore } from './store/memory.js';
 import type { VersionStore } from './store/port.js';
 import { RedisStore } from './store/redis.js';
 
-export interface Deps {
+/**
+ * What a config builds: its gates and verifier. A reload builds a new generation and swaps it in;
+ * a request runs on the generation it started with.
+ */
+export interface Generation {
   compiled: Compiled;
-  store: VersionStore;
+  /** First 12 hex digits of the SHA-256 of the config file (conflict_gate_config_info). */
+  sha256: string;
   verifier: TokenVerifier;
   gates: Gates;
-  metrics: Metrics;
-  log: Logger;
+  forwarded: ForwardedOptions;
   replay: ReplayCache;
-  now: () => number;
-  ready: () => { ready: boolean; checks: Record<string, boolean> };
+}
+
+export type ReloadOutcome = { ok: true; sha256: string; changed: boolean } | { ok: false; issues: ConfigIssue[] };
+
+/**
+ * The running gate: what lives as long as the process (store, metrics, log) and the current
+ * generation of what the config builds (`compiled`, `gates`, `verifier` read the current one).
+ */
+export class Deps {
+  private gen: Generation;
+
+  constructor(
+    readonly store: VersionStore,
+    readonly metrics: Metrics,
+    readonly log: Logger,
+    readonly now: () => number,
+    first: Generation,
+  ) {
+    this.gen = first;
+    metrics.configLoaded(first.sha256);
+  }
+
+  get generation(): Generation {
+    return this.gen;
+  }
+  get compiled(): Compiled {
+    return this.gen.compiled;
+  }
+  get gates(): Gates {
+    return this.gen.gates;
+  }
+  get verifier(): TokenVerifier {
+    return this.gen.verifier;
+  }
+  get replay(): ReplayCache {
+    return this.gen.replay;
+  }
+
+  readonly ready = () => {
+    const checks = { store: this.store.health().up, keys: this.gen.verifier.ready };
+    this.metrics.storeUp.set(checks.store ? 1 : 0);
+    return { ready: checks.store && checks.keys, checks };
+  };
+
+  /**
+   * Swaps in the generation a newly read config builds, for requests that start from now on.
+   * Refused (the running config stays) when the config is invalid, when it changes what only a
+   * restart can change (listeners, the store connection), or when its signing keys cannot be loaded.
+   * Rate-limit counts and leases live in the store and carry on.
+   */
+  async reload(read: ReadResult): Promise<ReloadOutcome> {
+    const outcome = await this.tryReload(read);
+    this.metrics.configReload(outcome.ok ? 'ok' : 'error');
+    if (outcome.ok) {
+      this.metrics.configLoaded(outcome.sha256);
+      this.log.info({ sha256: outcome.sha256, changed: outcome.changed }, 'config reloaded');
+    } else {
+      for (const i of outcome.issues) this.log.error({ field: i.path, problem: i.message }, `config reload refused: ${i.path}: ${i.message}`);
+    }
+    return outcome;
+  }
+
+  private async tryReload(read: ReadResult): Promise<ReloadOutcome> {
+    if (!read.ok) return read;
+    const restart = needsRestart(this.gen.compiled, read.compiled);
+    if (restart.length > 0) return { ok: false, issues: restart };
+    const next = buildGeneration(read.compiled, read.sha256, this.store, this.metrics, this.log, this.now);
+    next.verifier.start();
+    // Keys first: a generation that cannot verify a token is not swapped in.
+    const until = this.now() + Math.max(read.compiled.auth.jwksTimeoutMs, 1000);
+    while (!next.verifier.ready && this.now() < until) await new Promise((r) => setTimeout(r, 20));
+    if (!next.verifier.ready) {
+      next.verifier.close();
+      return { ok: false, issues: [{ path: 'auth.jwksUrl', message: 'the signing keys could not be loaded; keeping the running config' }] };
+    }
+    const previous = this.gen;
+    this.gen = next;
+    previous.verifier.close();
+    return { ok: true, sha256: read.sha256, changed: previous.sha256 !== read.sha256 };
+  }
+
+  async close(): Promise<void> {
+    this.gen.verifier.close();
+    await this.store.close();
+  }
+}
+
+/** What a running gate cannot take from a reload: the listeners and the store connection. */
+export function needsRestart(running: Compiled, next: Compiled): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const why = 'changed; this needs a restart (the running config stays)';
+  for (const k of ['port', 'adminPort', 'host'] as const) if (running.server[k] !== next.server[k]) issues.push({ path: `server.${k}`, message: why });
+  for (const [k, v] of Object.entries(next.store)) {
+    if (JSON.stringify(v) !== JSON.stringify((running.store as unknown as Record<string, unknown>)[k])) issues.push({ path: `store.${k}`, message: why });
+  }
+  return issues;
+}
+
+function buildGeneration(compiled: Compiled, sha256: string, store: VersionStore, metrics: Metrics, log: Logger, now: () => number): Generation {
+  const a = compiled.auth;
+  const verifier = new TokenVerifier({
+    ...a,
+    now,
+    onJwksRefresh: (result, message) => {
+      metrics.jwksRefresh(result);
+      if (result === 'error') log.warn({ reason: message }, 'JWKS fetch failed; keeping the keys already loaded');
+    },
+  });
+  const gates: Gates = {
+    auth: new AuthGate(a, verifier),
+    rateLimit: new RateLimitGate({ rules: compiled.rateLimit.rules, onStoreError: compiled.rateLimit.onStoreError, ipv6Subnet: compiled.rateLimit.ipv6Subnet, store, metrics, now }),
+    conflict: new ConflictGate({
+      resources: compiled.conflict.resources,
+      policy: { ifMatchStatus: compiled.conflict.ifMatchStatus, unknownResource: compiled.conflict.unknownResource, onStoreError: compiled.conflict.onStoreError },
+      claim: compiled.conflict.claim,
+      store,
+      metrics,
+    }),
+  };
+  return { compiled, sha256, verifier, gates, forwarded: forwardedOptions(compiled), replay: new ReplayCache(store, compiled.server.replayTtlMs, now) };
 }
 
 /** Builds the whole object graph without listening: what `serve` runs and what tests drive with app.request. */
-export function createDeps(compiled: Compiled, opts: { log: Logger; store?: VersionStore; now?: () => number; metrics?: Metrics }): Deps {
+export function createDeps(compiled: Compiled, opts: { log: Logger; store?: VersionStore; now?: () => number; metrics?: Metrics; sha256?: string }): Deps {
   const now = opts.now ?? Date.now;
   const metrics = opts.metrics ?? new Metrics();
   const log = opts.log;
@@ -45,45 +170,31 @@ export function createDeps(compiled: Compiled, opts: { log: Logger; store?: Vers
           connectTimeoutMs: compiled.store.connectTimeoutMs,
           onConnectionError: rateLimitedWarn(log, 'store connection error', 10_000),
         }));
-  const a = compiled.auth;
-  const verifier = new TokenVerifier({
-    ...a,
-    now,
-    onJwksRefresh: (result, message) => {
-      metrics.jwksRefresh(result);
-      if (result === 'error') log.warn({ reason: message }, 'JWKS fetch failed; keeping the keys already loaded');
-    },
-  });
-  const gates: Gates = {
-    auth: new AuthGate(a, verifier),
-    rateLimit: new RateLimitGate({ rules: compiled.rateLimit.rules, onStoreError: compiled.rateLimit.onStoreError, ipv6Subnet: compiled.rateLimit.ipv6Subnet, store, metrics }),
-    conflict: new ConflictGate({
-      resources: compiled.conflict.resources,
-      policy: { ifMatchStatus: compiled.conflict.ifMatchStatus, unknownResource: compiled.conflict.unknownResource, onStoreError: compiled.conflict.onStoreError },
-      claim: compiled.conflict.claim,
-      store,
-      metrics,
-    }),
-  };
-  const ready = () => {
-    const checks = { store: store.health().up, keys: verifier.ready };
-    metrics.storeUp.set(checks.store ? 1 : 0);
-    return { ready: checks.store && checks.keys, checks };
-  };
-  return { compiled, store, verifier, gates, metrics, log, replay: new ReplayCache(store, compiled.server.replayTtlMs, now), now, ready };
+  return new Deps(store, metrics, log, now, buildGeneration(compiled, opts.sha256 ?? '', store, metrics, log, now));
 }
 
-export function createApps(deps: Deps, opts: { adminToken: string | undefined; extra?: GateAppDeps['extra'] }) {
+/** How the original request is read from a proxy's headers, per the config. */
+export function forwardedOptions(compiled: Compiled): ForwardedOptions {
+  const s = compiled.server;
+  return { classifyIp: s.classifyIp, paths: s.paths, methodOverride: s.methodOverride };
+}
+
+export interface AppOptions {
+  adminToken: string | undefined;
+  extra?: GateAppDeps['extra'];
+  /** Re-reads the config file (POST /reload); absent when there is none. */
+  reload?: () => Promise<ReloadOutcome>;
+}
+
+export function createApps(deps: Deps, opts: AppOptions) {
   const gate = createGateApp({
-    gates: deps.gates,
-    forwarded: { classifyIp: deps.compiled.server.classifyIp, paths: deps.compiled.server.paths, methodOverride: deps.compiled.server.methodOverride },
-    replay: deps.replay,
-    metrics: deps.metrics,
+    current: () => deps.generation,
+    recorder: new DecisionRecorder(deps.metrics, deps.log),
     log: deps.log,
     ready: deps.ready,
     extra: opts.extra,
   });
-  const admin = createAdminApp({ store: deps.store, metrics: deps.metrics, log: deps.log, adminToken: opts.adminToken, ready: deps.ready });
+  const admin = createAdminApp({ store: deps.store, metrics: deps.metrics, log: deps.log, adminToken: opts.adminToken, ready: deps.ready, current: () => deps.generation, reload: opts.reload });
   return { gate, admin };
 }
 
@@ -105,22 +216,42 @@ export interface RunningServer {
   close(graceMs?: number): Promise<void>;
 }
 
-function listen(app: Hono<any>, port: number, host: string): Promise<ServerType> {
+/**
+ * Traefik's forwardAuth client keeps idle keep-alive connections for 90 s (Go's default transport)
+ * and cannot be told otherwise; Node closes them after 5 s, so Traefik could reuse a socket the
+ * gate has just closed (a 500 on an auth call that is not a GET). Keep them 95 s, headers 96 s.
+ */
+export const KEEP_ALIVE_MS = 95_000;
+export const HEADERS_TIMEOUT_MS = 96_000;
+
+function listen(app: Hono<any>, port: number, host: string, firstByteMs: number): Promise<ServerType> {
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, port, hostname: host }, () => resolve(server));
+    const http = server as unknown as { keepAliveTimeout: number; headersTimeout: number };
+    http.keepAliveTimeout = KEEP_ALIVE_MS;
+    http.headersTimeout = HEADERS_TIMEOUT_MS;
+    // A connection that sends nothing at all is closed after server.idleTimeout: held open, such
+    // connections would starve new ones of file descriptors (Node's own timeouts start at the first byte).
+    server.on('connection', (socket: Socket) => {
+      const timer = setTimeout(() => {
+        if (socket.bytesRead === 0) socket.destroy();
+      }, firstByteMs);
+      timer.unref();
+      socket.once('close', () => clearTimeout(timer));
+    });
     server.once('error', reject);
   });
 }
 
 /** Starts both listeners. Redis down at boot is not fatal: /readyz says 503 until it answers. */
-export async function startServer(deps: Deps, opts: { adminToken: string | undefined; extra?: GateAppDeps['extra'] }): Promise<RunningServer> {
+export async function startServer(deps: Deps, opts: AppOptions): Promise<RunningServer> {
   const { gate, admin } = createApps(deps, opts);
   const { port, adminPort, host } = deps.compiled.server;
   deps.verifier.start();
-  const main = await listen(gate, port, host);
+  const main = await listen(gate, port, host, deps.compiled.server.idleTimeoutMs);
   let adminServer: ServerType;
   try {
-    adminServer = await listen(admin, adminPort, host);
+    adminServer = await listen(admin, adminPort, host, deps.compiled.server.idleTimeoutMs);
   } catch (err) {
     main.close();
     throw err;

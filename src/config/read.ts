@@ -18,6 +18,8 @@ export type ReadResult =
       sha256: string;
       /** The file read, absolute; undefined for text. */
       file: string | undefined;
+      /** Key files the config names (jwksFile, publicKeyFile), absolute: a reload re-reads them, --watch watches them. */
+      keyFiles: string[];
     }
   | { ok: false; issues: ConfigIssue[] };
 
@@ -46,5 +48,7 @@ export async function readConfigText(
   const result = await compileConfig(loaded.config, { baseDir: opts.baseDir });
   if (!result.ok) return result;
   const sha256 = createHash('sha256').update(opts.bytes ?? text).digest('hex').slice(0, 12);
-  return { ok: true, compiled: result.compiled, warnings: result.warnings, sha256, file: opts.file };
+  const a = loaded.config.auth;
+  const keyFiles = [a.jwksFile, a.publicKeyFile].filter((f): f is string => f !== undefined).map((f) => resolve(opts.baseDir ?? '.', f));
+  return { ok: true, compiled: result.compiled, warnings: result.warnings, sha256, file: opts.file, keyFiles };
 }

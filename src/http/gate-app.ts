@@ -5,16 +5,21 @@ import { deny, type Deny } from '../core/decision.js';
 import { readForwarded, type ForwardedOptions, type HeaderSource } from '../core/forwarded.js';
 import { problemResponse, renderProblem, type ProblemResponse } from '../core/problem.js';
 import type { Logger } from '../obs/log.js';
-import type { Metrics } from '../obs/metrics.js';
+import type { DecisionEvent, DecisionRecorder } from '../obs/recorder.js';
 import { runPipeline, type Gates } from '../pipeline.js';
 import { mountHealth, type Readiness } from './health.js';
 import { keepForReplay, replayPlan, servedReplay, type ReplayCache, type ReplayPlan } from './replay.js';
 
-export interface GateAppDeps {
+/** What a request runs on: the generation current when it started (a reload swaps it for later ones). */
+export interface RequestRuntime {
   gates: Gates;
   forwarded: ForwardedOptions;
   replay: ReplayCache;
-  metrics: Metrics;
+}
+
+export interface GateAppDeps {
+  current: () => RequestRuntime;
+  recorder: DecisionRecorder;
   log: Logger;
   /** True when the store answers and auth keys are loaded. */
   ready: Readiness;
@@ -51,24 +56,23 @@ function send(res: ProblemResponse): Response {
 }
 
 export function createGateApp(deps: GateAppDeps): Hono<{ Bindings: HttpBindings }> {
-  const { gates, forwarded, replay, metrics, log } = deps;
+  const { recorder, log } = deps;
   const app = new Hono<{ Bindings: HttpBindings }>();
 
-  const denied = (d: Deny, ctx: { method?: string; path?: string; ip?: string }, plan: ReplayPlan, started: number): Promise<Response> | Response => {
-    metrics.decision(d.gate, d.code);
-    metrics.observeLatency(false, (performance.now() - started) / 1000);
+  const denied = (replay: ReplayCache, d: Deny, ctx: Omit<DecisionEvent, 'outcome' | 'status' | 'seconds'>, plan: ReplayPlan, started: number): Promise<Response> | Response => {
     const res = renderProblem(d);
-    log.info({ gate: d.gate, code: d.code, status: res.status, method: ctx.method, path: ctx.path, client: ctx.ip }, 'denied');
+    recorder.record({ ...ctx, outcome: 'deny', deny: d, status: res.status, seconds: (performance.now() - started) / 1000 });
     const kept = keepForReplay(replay, plan, d.gate, res);
     return kept ? kept.then(() => send(res)) : send(res);
   };
 
   app.all('/auth', async (c) => {
     const started = performance.now();
+    const { gates, forwarded, replay } = deps.current();
     const h = headerSource(c);
     const peer = forwarded.classifyIp(c.env?.incoming?.socket?.remoteAddress ?? '');
     if (peer === null || !peer.trusted) {
-      return denied(deny('forward', 'untrusted_source', 'Only a trusted proxy may call /auth.'), { ip: peer?.ip }, { kind: 'none' }, started);
+      return denied(replay, deny('forward', 'untrusted_source', 'Only a trusted proxy may call /auth.'), { clientIp: peer?.ip, shadowed: [], steps: [] }, { kind: 'none' }, started);
     }
 
     const plan = replayPlan(h);
@@ -76,18 +80,18 @@ export function createGateApp(deps: GateAppDeps): Hono<{ Bindings: HttpBindings 
     if (served !== null) {
       const kept = await served;
       if (kept !== null) {
-        metrics.decision('replay', 'replayed');
+        recorder.replayed();
         return send(kept);
       }
     }
 
     const facts = readForwarded(h, peer.ip, forwarded);
-    if ('kind' in facts) return denied(facts, { ip: peer.ip }, plan, started);
+    if ('kind' in facts) return denied(replay, facts, { clientIp: peer.ip, shadowed: [], steps: [] }, plan, started);
 
-    const decision = await runPipeline(facts, gates);
-    if (decision.kind === 'deny') return denied(decision, { method: facts.method, path: facts.path, ip: facts.clientIp }, plan, started);
-    metrics.decision('pipeline', 'allow');
-    metrics.observeLatency(true, (performance.now() - started) / 1000);
+    const { decision, steps, shadowed, caller } = await runPipeline(facts, gates);
+    const ctx = { method: facts.method, path: facts.path, clientIp: facts.clientIp, clientId: caller.clientId, steps, shadowed };
+    if (decision.kind === 'deny') return denied(replay, decision, ctx, plan, started);
+    recorder.record({ ...ctx, outcome: 'allow', status: 200, seconds: (performance.now() - started) / 1000 });
     return new Response('', { status: 200, headers: decision.headers });
   });
 

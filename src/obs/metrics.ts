@@ -8,6 +8,9 @@ export class Metrics {
   private readonly storeErrors: Counter<'store' | 'op' | 'code'>;
   private readonly insurance: Counter<'rule'>;
   private readonly jwks: Counter<'result'>;
+  private readonly shadow: Counter<'gate' | 'code'>;
+  private readonly reloads: Counter<'result'>;
+  private readonly configInfo: Gauge<'sha256'>;
   private readonly latency: Histogram<'outcome'>;
   readonly storeUp: Gauge;
   // Label children resolved once: prom-client hashes the labels on every call otherwise.
@@ -22,6 +25,9 @@ export class Metrics {
     this.rateLimit = new Counter({ name: 'ratelimit_decisions_total', help: 'Rate-limit decisions by rule and outcome (allowed, limited, store_error).', labelNames: ['rule', 'outcome'], registers });
     this.storeErrors = new Counter({ name: 'store_errors_total', help: 'Store failures by store, operation and code.', labelNames: ['store', 'op', 'code'], registers });
     this.insurance = new Counter({ name: 'ratelimit_insurance_total', help: 'Decisions taken by the per-replica in-memory limiter while the store was down.', labelNames: ['rule'], registers });
+    this.shadow = new Counter({ name: 'conflict_gate_shadow_denials_total', help: 'Denials that shadow mode turned into allows, by gate and code.', labelNames: ['gate', 'code'], registers });
+    this.reloads = new Counter({ name: 'conflict_gate_config_reloads_total', help: 'Config reloads (SIGHUP, POST /reload, --watch) by result.', labelNames: ['result'], registers });
+    this.configInfo = new Gauge({ name: 'conflict_gate_config_info', help: 'The running config: sha256 is the first 12 hex digits of the SHA-256 of its bytes.', labelNames: ['sha256'], registers });
     this.jwks = new Counter({ name: 'jwks_refresh_total', help: 'Remote JWKS fetches by result.', labelNames: ['result'], registers });
     this.latency = new Histogram({
       name: 'auth_request_duration_seconds',
@@ -46,6 +52,20 @@ export class Metrics {
 
   decision(gate: string, code: string): void {
     this.inc(this.decisions, gate, code);
+  }
+
+  shadowDenial(gate: string, code: string): void {
+    this.inc(this.shadow, gate, code);
+  }
+
+  configReload(result: 'ok' | 'error'): void {
+    this.inc(this.reloads, result);
+  }
+
+  /** The running config's hash: one series, value 1. */
+  configLoaded(sha256: string): void {
+    this.configInfo.reset();
+    this.configInfo.labels(sha256).set(1);
   }
 
   rateLimitOutcome(rule: string, outcome: 'allowed' | 'limited' | 'store_error'): void {

@@ -19,6 +19,7 @@ export class MemoryStore implements VersionStore {
   private readonly versions = new Map<string, { value: string; untilMs: number }>();
   private readonly leases = new Map<string, Lease>();
   private readonly kept = new Map<string, { value: string; untilMs: number }>();
+  private readonly limiters = new Map<string, Limiter>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -99,11 +100,18 @@ export class MemoryStore implements VersionStore {
     return hit.value;
   }
 
+  /** One limiter per (rule, points, window), so a reloaded config carries the counts on. */
   limiter(spec: LimiterSpec): Limiter {
-    const rlf = new RateLimiterMemory({ keyPrefix: KEYS.rateLimit(spec.rule), points: spec.points, duration: spec.durationS });
-    return limiterOf(rlf, spec.points, spec.durationS, (err) => {
-      throw err;
-    });
+    const id = `${spec.rule}\0${spec.points}\0${spec.durationS}`;
+    let l = this.limiters.get(id);
+    if (!l) {
+      const rlf = new RateLimiterMemory({ keyPrefix: KEYS.rateLimit(spec.rule), points: spec.points, duration: spec.durationS });
+      l = limiterOf(rlf, spec.points, spec.durationS, (err) => {
+        throw err;
+      });
+      this.limiters.set(id, l);
+    }
+    return l;
   }
 
   available(): boolean {

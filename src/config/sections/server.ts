@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { durationMs } from '../../core/durations.js';
 import type { IpClassifier } from '../../core/forwarded.js';
 import type { PathSemantics } from '../../core/paths.js';
-import { cidr, duration, parseCidr } from '../primitives.js';
+import { cidr, duration, parseCidr, positiveDuration } from '../primitives.js';
 
 export const DEFAULT_TRUSTED_PROXIES = [
   '127.0.0.0/8', '::1/128', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7',
@@ -26,6 +26,10 @@ export const serverSchema = z.strictObject({
       parameters: z.enum(['reject', 'strip'], { message: 'expected reject or strip' }).default('reject'),
     })
     .prefault({}),
+  /** Reload when the config file or a key file it names changes (also the symlink swap of a Kubernetes ConfigMap). */
+  watchConfig: z.boolean().default(false),
+  /** A connection that has sent no byte within this is closed (connections held open starve the fd table). */
+  idleTimeout: positiveDuration().default('10s'),
   /** `X-HTTP-Method-Override` and its kin naming another method: `reject` (400) or `ignore`. */
   methodOverride: z.enum(['reject', 'ignore'], { message: 'expected reject or ignore' }).default('reject'),
 });
@@ -38,6 +42,8 @@ export interface CompiledServer {
   host: string;
   classifyIp: IpClassifier;
   replayTtlMs: number;
+  idleTimeoutMs: number;
+  watchConfig: boolean;
   paths: PathSemantics & { caseSensitive: boolean };
   methodOverride: 'reject' | 'ignore';
 }
@@ -54,6 +60,8 @@ export function compileServer(s: ServerConfig): CompiledServer {
     host: s.host,
     classifyIp: ipClassifier(blocks),
     replayTtlMs: durationMs(s.replayTtl),
+    idleTimeoutMs: durationMs(s.idleTimeout),
+    watchConfig: s.watchConfig,
     paths: { caseSensitive: s.paths.caseSensitive, parameters: s.paths.parameters },
     methodOverride: s.methodOverride,
   };

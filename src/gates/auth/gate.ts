@@ -1,43 +1,69 @@
-// The auth gate's shell: public-route check, bearer extraction, verification, scope rules.
-import type { Compiled } from '../../config/compile.js';
-import { routeMatches } from '../../core/routes.js';
+// The auth gate's shell: public routes, bearer extraction, verification, scope rules (enforced or shadowed).
+import type { CompiledAuth, ScopeRule } from '../../config/compile.js';
 import type { RequestFacts } from '../../core/forwarded.js';
-import { anonymousHeaders, bearerToken, decideAuth, missingToken, type AuthPolicy, type AuthResult } from './decide.js';
+import { routeMatches } from '../../core/routes.js';
+import { withMode, type Caller, type Seen, type Step } from '../../core/step.js';
+import { anonymousHeaders, bearerToken, decideAuth, missingToken, scopesOf, type AuthPolicy } from './decide.js';
 import type { TokenVerifier } from './verify.js';
 
-export type AuthGateResult = AuthResult | { kind: 'public'; headers: Record<string, string> };
+const ANONYMOUS: Caller = Object.freeze({ clientId: null, claims: null });
 
 export class AuthGate {
   readonly policy: AuthPolicy;
   private readonly anonymous: Record<string, string>;
 
   constructor(
-    private readonly cfg: Compiled['auth'],
+    private readonly cfg: CompiledAuth,
     private readonly verifier: TokenVerifier,
   ) {
     this.policy = { realm: 'conflict-gate', clientIdClaim: cfg.clientIdClaim, forwardClaims: cfg.forwardClaims };
     this.anonymous = anonymousHeaders(this.policy);
   }
 
-  isPublic(facts: RequestFacts): boolean {
-    return this.cfg.publicRoutes.some((r) => routeMatches(r, facts) !== null);
+  /** The public route this request is on, if any. */
+  publicRoute(facts: RequestFacts): string | null {
+    for (const r of this.cfg.publicRoutes) if (routeMatches(r, facts) !== null) return r.label;
+    return null;
   }
 
-  /** Every scope of every requireScopes rule that matches (rules add up; none is skipped). */
-  requiredScopes(facts: RequestFacts): string[] {
-    const out: string[] = [];
+  /** Every scope rule that matches (rules add up; none is skipped), split by mode. */
+  scopeRules(facts: RequestFacts): { enforced: string[]; shadowed: string[]; rules: ScopeRule[] } {
+    const enforced: string[] = [];
+    const shadowed: string[] = [];
+    const rules: ScopeRule[] = [];
     for (const r of this.cfg.requireScopes) {
-      if (routeMatches(r, facts) !== null) for (const s of r.scopes) if (!out.includes(s)) out.push(s);
+      if (routeMatches(r, facts) === null) continue;
+      rules.push(r);
+      const into = r.mode === 'shadow' ? shadowed : enforced;
+      for (const s of r.scopes) if (!into.includes(s)) into.push(s);
     }
-    return out;
+    return { enforced, shadowed, rules };
   }
 
-  async check(facts: RequestFacts): Promise<AuthGateResult> {
+  /**
+   * Token validity is never shadowed: a missing or invalid token is always refused. A scope rule in
+   * `mode: shadow` only reports what it would refuse; enforced rules still refuse.
+   */
+  async check(facts: RequestFacts): Promise<{ step: Step; caller: Caller }> {
     // A public route skips auth entirely: a token there is not even looked at.
-    if (this.isPublic(facts)) return { kind: 'public', headers: { ...this.anonymous } };
+    const pub = this.publicRoute(facts);
+    if (pub !== null) {
+      return { step: { gate: 'auth', rule: pub, mode: 'enforce', decision: { kind: 'allow', headers: { ...this.anonymous } }, seen: { public: true } }, caller: ANONYMOUS };
+    }
     const token = bearerToken(facts.authorization);
-    if (token === null) return missingToken(this.policy);
+    if (token === null) return { step: { gate: 'auth', rule: null, mode: 'enforce', decision: missingToken(this.policy), seen: { token: 'absent' } }, caller: ANONYMOUS };
     const outcome = await this.verifier.verify(token);
-    return decideAuth(outcome, this.requiredScopes(facts), this.policy);
+    const scopes = this.scopeRules(facts);
+    const rule = scopes.rules.map((r) => r.label).join('; ') || null;
+    const enforced = decideAuth(outcome, scopes.enforced, this.policy);
+    if (enforced.kind === 'deny') {
+      const seen: Seen = outcome.kind === 'valid' ? { token: 'valid', scopes: scopesOf(outcome.claims).join(' '), required: scopes.enforced.join(' ') } : { token: 'invalid' };
+      return { step: { gate: 'auth', rule, mode: 'enforce', decision: enforced, seen }, caller: ANONYMOUS };
+    }
+    const caller: Caller = { clientId: enforced.identity.clientId, claims: enforced.identity.claims };
+    const seen = { token: 'valid', client: caller.clientId, scopes: scopesOf(enforced.identity.claims).join(' '), required: [...scopes.enforced, ...scopes.shadowed].join(' ') };
+    if (scopes.shadowed.length === 0) return { step: { gate: 'auth', rule, mode: 'enforce', decision: { kind: 'allow', headers: enforced.headers }, seen }, caller };
+    const all = decideAuth(outcome, [...scopes.enforced, ...scopes.shadowed], this.policy);
+    return { step: withMode('auth', rule ?? '', 'shadow', all, seen, enforced.headers), caller };
   }
 }

@@ -1,20 +1,15 @@
-// The rate-limit gate's shell: picks the rule, consumes a point in the store, falls back on outage.
+// The rate-limit gate's shell: picks the rule, takes (or, to explain, peeks at) a point, falls back on outage.
 import type { CompiledRateRule } from '../../config/compile.js';
-import { routeMatches } from '../../core/routes.js';
-import type { Decision } from '../../core/decision.js';
 import type { RequestFacts } from '../../core/forwarded.js';
 import { ipBucket } from '../../core/ip.js';
+import { routeMatches } from '../../core/routes.js';
+import { noRule, withMode, type Caller, type RunMode, type Step } from '../../core/step.js';
 import type { Metrics } from '../../obs/metrics.js';
 import { MemoryStore } from '../../store/memory.js';
 import { storeErrorCode, type Limiter, type LimitResult, type VersionStore } from '../../store/port.js';
-import type { Claims } from '../auth/decide.js';
-import { decideRateLimit, type LimitOutcome, type RulePolicy } from './decide.js';
+import { decideRateLimit, rateLimitHeaders, type LimitOutcome, type RulePolicy } from './decide.js';
 
-/** Who is asking: a verified client, or an anonymous caller on a public route. */
-export interface Caller {
-  clientId: string | null;
-  claims: Claims | null;
-}
+export type { Caller };
 
 interface Limiters {
   primary: Limiter;
@@ -29,6 +24,22 @@ export interface RateLimitGateOptions {
   ipv6Subnet: number;
   store: VersionStore;
   metrics: Metrics;
+  now?: () => number;
+}
+
+/** The last shared count this replica saw for a bucket: where the insurance limiter starts from. */
+interface LastSeen {
+  remaining: number;
+  resetAt: number;
+}
+
+/** How many buckets' last shared counts are remembered (oldest forgotten first). */
+const LAST_SEEN_MAX = 50_000;
+
+/** A point that was taken, so that it can be given back (conflict.refundRateLimit). */
+export interface Taken {
+  limiter: Limiter;
+  key: string;
 }
 
 export class RateLimitGate {
@@ -36,8 +47,11 @@ export class RateLimitGate {
   private readonly policies = new Map<string, RulePolicy>();
   /** Where the insurance limiters live: this replica's memory. */
   private readonly local = new MemoryStore();
+  private readonly lastSeen = new Map<string, LastSeen>();
+  private readonly now: () => number;
 
   constructor(private readonly opts: RateLimitGateOptions) {
+    this.now = opts.now ?? Date.now;
     for (const rule of opts.rules) this.policies.set(rule.name, { name: rule.name, windowS: rule.windowS, onStoreError: opts.onStoreError });
   }
 
@@ -47,13 +61,39 @@ export class RateLimitGate {
     return undefined;
   }
 
-  /** Consumes one point of the matching rule for this caller; null when no rule applies. */
-  async check(facts: RequestFacts, caller: Caller): Promise<Decision | null> {
+  /**
+   * Takes one point of the matching rule for this caller (`explain`: reads what taking it would
+   * answer, and takes nothing). `taken` is set when a point was taken in the store.
+   */
+  async check(facts: RequestFacts, caller: Caller, mode: RunMode = 'live'): Promise<{ step: Step; taken?: Taken }> {
     const rule = this.ruleFor(facts);
-    if (!rule) return null;
-    const outcome = await this.consume(rule, limitFor(rule, caller.claims), clientKey(rule, facts, caller, this.opts.ipv6Subnet));
-    this.opts.metrics.rateLimitOutcome(rule.name, outcome.kind);
-    return decideRateLimit(this.policies.get(rule.name)!, outcome);
+    if (!rule) return { step: noRule('ratelimit', 'no rate-limit rule matches') };
+    const limit = limitFor(rule, caller.claims);
+    const key = clientKey(rule, facts, caller, this.opts.ipv6Subnet);
+    const l = this.limitersFor(rule, limit);
+    const { outcome, taken } = await this.take(rule, l, limit, key, mode);
+    if (mode === 'live') this.opts.metrics.rateLimitOutcome(rule.name, outcome.kind);
+    const decision = decideRateLimit(this.policies.get(rule.name)!, outcome);
+    const seen = {
+      bucket: key,
+      limit,
+      windowS: rule.windowS,
+      ...(outcome.kind === 'allowed' ? { remaining: outcome.remaining, resetS: Math.ceil(outcome.resetMs / 1000) } : {}),
+      ...(outcome.kind === 'limited' ? { remaining: 0, resetS: Math.ceil(outcome.resetMs / 1000) } : {}),
+      ...(outcome.kind === 'store_error' ? { store: 'unavailable', onStoreError: this.opts.onStoreError } : {}),
+      ...(outcome.kind !== 'store_error' && outcome.degraded ? { degraded: true } : {}),
+    };
+    const shadowHeaders = outcome.kind === 'limited' ? rateLimitHeaders(this.policies.get(rule.name)!, limit, 0, outcome.resetMs) : {};
+    return { step: withMode('ratelimit', rule.name, rule.mode, decision, seen, shadowHeaders), taken };
+  }
+
+  /** Gives a taken point back (the write was refused later, by the conflict gate). */
+  async refund(t: Taken): Promise<void> {
+    try {
+      await t.limiter.refund(t.key);
+    } catch (err) {
+      this.opts.metrics.storeError(this.opts.store.kind, 'ratelimit_refund', storeErrorCode(err));
+    }
   }
 
   private limitersFor(rule: CompiledRateRule, limit: number): Limiters {
@@ -71,17 +111,44 @@ export class RateLimitGate {
     return l;
   }
 
-  private async consume(rule: CompiledRateRule, limit: number, key: string): Promise<LimitOutcome> {
-    const l = this.limitersFor(rule, limit);
+  private async take(rule: CompiledRateRule, l: Limiters, limit: number, key: string, mode: RunMode): Promise<{ outcome: LimitOutcome; taken?: Taken }> {
     const { store, metrics } = this.opts;
     try {
-      return outcomeOf(await l.primary.consume(key), limit, false);
+      const r = mode === 'explain' ? await l.primary.peek(key) : await l.primary.consume(key);
+      if (mode === 'live') this.remember(rule, key, r);
+      return { outcome: outcomeOf(r, limit, false), taken: mode === 'live' && r.kind === 'allowed' ? { limiter: l.primary, key } : undefined };
     } catch (err) {
-      metrics.storeError(store.kind, 'ratelimit', storeErrorCode(err));
-      if (!l.insurance) return { kind: 'store_error' };
-      metrics.insuranceUsed(rule.name);
-      return outcomeOf(await l.insurance.consume(key), limit, true);
+      if (mode === 'live') metrics.storeError(store.kind, 'ratelimit', storeErrorCode(err));
+      if (!l.insurance) return { outcome: { kind: 'store_error' } };
+      if (mode === 'live') metrics.insuranceUsed(rule.name);
+      return { outcome: await this.insured(rule, l.insurance, limit, key, mode) };
     }
+  }
+
+  private remember(rule: CompiledRateRule, key: string, r: LimitResult): void {
+    const id = `${rule.name}\0${key}`;
+    this.lastSeen.delete(id);
+    if (this.lastSeen.size >= LAST_SEEN_MAX) this.lastSeen.delete(this.lastSeen.keys().next().value!);
+    this.lastSeen.set(id, { remaining: r.kind === 'allowed' ? r.remaining : 0, resetAt: this.now() + r.resetMs });
+  }
+
+  /**
+   * While the store is down, a bucket this replica saw in the current window carries on from the
+   * shared count it last saw (a client over its limit stays over; one with 3 left gets 3), and only
+   * a bucket it never saw, or whose window has ended, starts afresh in memory. So one replica never
+   * grants more in a window than the shared budget it last saw; across N replicas the overshoot is
+   * at most (N-1) times that remaining budget (README, "Fail modes").
+   */
+  private async insured(rule: CompiledRateRule, insurance: Limiter, limit: number, key: string, mode: RunMode): Promise<LimitOutcome> {
+    const seen = this.lastSeen.get(`${rule.name}\0${key}`);
+    const now = this.now();
+    if (seen && now < seen.resetAt) {
+      const resetMs = seen.resetAt - now;
+      if (seen.remaining <= 0) return { kind: 'limited', limit, resetMs, degraded: true };
+      if (mode === 'live') seen.remaining--;
+      return { kind: 'allowed', limit, remaining: mode === 'live' ? seen.remaining : seen.remaining - 1, resetMs, degraded: true };
+    }
+    return outcomeOf(mode === 'explain' ? await insurance.peek(key) : await insurance.consume(key), limit, true);
   }
 }
 
@@ -90,7 +157,7 @@ function outcomeOf(r: LimitResult, limit: number, degraded: boolean): LimitOutco
 }
 
 /** The effective limit: the first override whose claim has the given value, else the rule's. */
-export function limitFor(rule: CompiledRateRule, claims: Claims | null): number {
+export function limitFor(rule: CompiledRateRule, claims: Caller['claims']): number {
   if (claims) {
     for (const o of rule.overrides) {
       const v = claims[o.claim];
