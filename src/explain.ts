@@ -48,7 +48,7 @@ function headerSource(req: ExplainRequest): HeaderSource {
 
 function traceOf(step: Step): GateTrace {
   const t: GateTrace = { gate: step.gate, result: 'allow', mode: step.mode, rule: step.rule, seen: step.seen };
-  if (step.rule === null && step.decision.kind === 'allow') t.result = 'skip';
+  if ('skipped' in step.seen) t.result = 'skip';
   if (step.decision.kind === 'deny') Object.assign(t, { result: 'deny', code: step.decision.code, detail: step.decision.detail });
   if (step.shadowed) Object.assign(t, { result: 'shadow', code: step.shadowed.code, detail: step.shadowed.detail });
   return t;

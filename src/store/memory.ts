@@ -2,8 +2,7 @@
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { isPublishAllowed } from '../core/versions.js';
 import { keyLayout } from './keys.js';
-import { limiterOf } from './limiter.js';
-import type { ClaimResult, ClaimView, Limiter, LimiterSpec, PublishResult, StoreHealth, VersionStore } from './port.js';
+import type { ClaimResult, ClaimView, Limiter, LimiterSpec, LimitResult, PublishResult, StoreHealth, VersionStore } from './port.js';
 
 interface Lease {
   token: string;
@@ -19,7 +18,7 @@ export class MemoryStore implements VersionStore {
   private readonly versions = new Map<string, { value: string; untilMs: number }>();
   private readonly leases = new Map<string, Lease>();
   private readonly kept = new Map<string, { value: string; untilMs: number }>();
-  private readonly limiters = new Map<string, Limiter>();
+  private readonly counters = new Map<string, RateLimiterMemory>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -100,18 +99,34 @@ export class MemoryStore implements VersionStore {
     return hit.value;
   }
 
-  /** One limiter per (rule, points, window), so a reloaded config carries the counts on. */
+  /**
+   * One count per (rule, window), whatever the limit, as in Redis where the count is a key: a
+   * reloaded config, or a client whose plan changes its limit, carries the count on. So the counter
+   * is a rate-limiter-flexible memory limiter that never refuses, and the limit is applied here.
+   */
   limiter(spec: LimiterSpec): Limiter {
-    const id = `${spec.rule}\0${spec.points}\0${spec.durationS}`;
-    let l = this.limiters.get(id);
-    if (!l) {
-      const rlf = new RateLimiterMemory({ keyPrefix: KEYS.rateLimit(spec.rule), points: spec.points, duration: spec.durationS });
-      l = limiterOf(rlf, spec.points, spec.durationS, (err) => {
-        throw err;
-      });
-      this.limiters.set(id, l);
+    const id = `${spec.rule}\0${spec.durationS}`;
+    let counter = this.counters.get(id);
+    if (!counter) {
+      counter = new RateLimiterMemory({ keyPrefix: KEYS.rateLimit(spec.rule), points: Number.MAX_SAFE_INTEGER, duration: spec.durationS });
+      this.counters.set(id, counter);
     }
-    return l;
+    const rlf = counter;
+    const verdict = (consumed: number, resetMs: number): LimitResult =>
+      consumed > spec.points ? { kind: 'limited', resetMs } : { kind: 'allowed', remaining: spec.points - consumed, resetMs };
+    return {
+      consume: async (client) => {
+        const r = await rlf.consume(client, 1);
+        return verdict(r.consumedPoints, r.msBeforeNext);
+      },
+      peek: async (client) => {
+        const r = await rlf.get(client);
+        return r === null ? verdict(1, spec.durationS * 1000) : verdict(r.consumedPoints + 1, r.msBeforeNext);
+      },
+      refund: async (client) => {
+        await rlf.reward(client, 1);
+      },
+    };
   }
 
   available(): boolean {
