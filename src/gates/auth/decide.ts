@@ -31,7 +31,11 @@ export function bearerToken(authorization: string | undefined): string | null {
   return m ? m[1]! : null;
 }
 
-/** Scopes from `scope` (space-separated, RFC 8693) or `scp` / `scopes` (array or string). */
+/**
+ * Scopes from `scope` (a space-separated string, RFC 6749 §3.3 / RFC 8693 §4.2) or `scp` / `scopes`
+ * (an array of strings, or a string read like `scope`). An array entry is one scope even when it
+ * contains a space: `["orders:write admin"]` is not the scope `admin`.
+ */
 export function scopesOf(claims: Claims): string[] {
   for (const name of ['scope', 'scp', 'scopes']) {
     const v = claims[name];
@@ -41,17 +45,73 @@ export function scopesOf(claims: Claims): string[] {
   return [];
 }
 
-const SAFE_VALUE_RE = /^[\x20-\x7e]*$/;
+/** Printable ASCII except `%`: an item made only of these is sent as it is. */
+const PLAIN_ITEM_RE = /^[\x21-\x24\x26-\x7e]*$/;
+const HEX = '0123456789ABCDEF';
+const pct = (byte: number) => `%${HEX[byte >> 4]}${HEX[byte & 15]}`;
 
-/** A claim as a header value: strings as they are, arrays space-joined, objects as JSON; non-ASCII percent-encoded. */
+/**
+ * One header item: every byte of its UTF-8 form outside printable ASCII `\x21-\x7e`, space and `%`
+ * itself percent-encoded (`é` → `%C3%A9`, the literal `%C3%A9` → `%25C3%25A9`, `a b` → `a%20b`). A
+ * lone UTF-16 surrogate (which JSON allows and UTF-8 cannot carry) is sent as its 3-byte WTF-8 form,
+ * so that no two strings share an encoding.
+ */
+export function encodeHeaderItem(s: string): string {
+  if (PLAIN_ITEM_RE.test(s)) return s;
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    let cp = s.charCodeAt(i);
+    if (cp >= 0x21 && cp <= 0x7e && cp !== 0x25) {
+      out += s[i];
+      continue;
+    }
+    if (cp >= 0xd800 && cp <= 0xdbff && i + 1 < s.length) {
+      const lo = s.charCodeAt(i + 1);
+      if (lo >= 0xdc00 && lo <= 0xdfff) {
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        i++;
+      }
+    }
+    if (cp < 0x80) out += pct(cp);
+    else if (cp < 0x800) out += pct(0xc0 | (cp >> 6)) + pct(0x80 | (cp & 63));
+    else if (cp < 0x10000) out += pct(0xe0 | (cp >> 12)) + pct(0x80 | ((cp >> 6) & 63)) + pct(0x80 | (cp & 63));
+    else out += pct(0xf0 | (cp >> 18)) + pct(0x80 | ((cp >> 12) & 63)) + pct(0x80 | ((cp >> 6) & 63)) + pct(0x80 | (cp & 63));
+  }
+  return out;
+}
+
+/** One claim value (or array element) as an item, or null when it carries no value. */
+function itemOf(v: unknown): string | null {
+  if (v === undefined || v === null || v === '') return null;
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return JSON.stringify(v) ?? null;
+}
+
+/**
+ * The items a claim value stands for: a string is one item, an array is one item per element
+ * (an element that is itself an object or array is one item, as JSON), numbers and booleans are
+ * `String(v)`, objects JSON. Absent, null, `""` and `[]` have no item (an empty header), and
+ * so have null and `""` elements of an array.
+ */
+export function claimItems(v: unknown): string[] {
+  if (Array.isArray(v)) return v.map(itemOf).filter((x): x is string => x !== null);
+  const one = itemOf(v);
+  return one === null ? [] : [one];
+}
+
+/**
+ * A list of items as a header value: each item encoded by encodeHeaderItem, joined by single
+ * spaces. Injective on lists of non-empty strings: an upstream splits on spaces and
+ * percent-decodes each item to get exactly the list back (`["a","b"]` → `a b`, `"a b"` → `a%20b`).
+ */
+export function headerList(items: readonly string[]): string {
+  return items.map(encodeHeaderItem).join(' ');
+}
+
+/** A claim as a header value: claimItems, then headerList (X-Auth-Subject and every forwardClaims header). */
 export function claimHeaderValue(v: unknown): string {
-  let s: string;
-  if (v === undefined || v === null) s = '';
-  else if (typeof v === 'string') s = v;
-  else if (typeof v === 'number' || typeof v === 'boolean') s = String(v);
-  else if (Array.isArray(v) && v.every((x) => typeof x === 'string' || typeof x === 'number')) s = v.join(' ');
-  else s = JSON.stringify(v);
-  return SAFE_VALUE_RE.test(s) ? s : encodeURIComponent(s);
+  return headerList(claimItems(v));
 }
 
 const quoted = (s: string) => s.replace(/["\\]/g, '');
@@ -101,7 +161,7 @@ export function decideAuth(outcome: VerifyOutcome, requiredScopes: readonly stri
   }
   const headers: Headers = {
     'X-Auth-Subject': claimHeaderValue(claims.sub),
-    'X-Auth-Scopes': claimHeaderValue(scopes.join(' ')),
+    'X-Auth-Scopes': headerList(scopes),
   };
   for (const [header, claim] of policy.forwardClaims) headers[header] = claimHeaderValue(claims[claim]);
   return { kind: 'allow', identity: { clientId: String(rawId), claims }, headers };
