@@ -29,6 +29,8 @@ export interface TokenOptions {
   aud?: string | string[];
   exp?: number | string;
   nbf?: number | string;
+  /** Issued-at (epoch s); default now; null: not set by the helper (claims may carry one). */
+  iat?: number | null;
   scope?: string;
   claims?: JWTPayload;
   kid?: string | null;
@@ -38,10 +40,10 @@ export interface TokenOptions {
 export async function sign(key: TestKey, o: TokenOptions = {}): Promise<string> {
   const jwt = new SignJWT({ ...(o.scope !== undefined ? { scope: o.scope } : {}), ...o.claims })
     .setProtectedHeader({ alg: key.alg, ...(o.kid === null ? {} : { kid: o.kid ?? key.kid }) })
-    .setIssuedAt()
     .setIssuer(o.iss ?? ISSUER)
     .setAudience(o.aud ?? AUDIENCE)
     .setExpirationTime(o.exp ?? '1h');
+  if (o.iat !== null) jwt.setIssuedAt(o.iat);
   if (o.sub !== '') jwt.setSubject(o.sub ?? 'alice');
   if (o.nbf !== undefined) jwt.setNotBefore(o.nbf);
   return jwt.sign(key.privateKey);

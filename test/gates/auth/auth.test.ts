@@ -86,6 +86,9 @@ describe('auth gate (JWKS file)', () => {
     ['wrong issuer', async () => bearer(await sign(ec, { iss: 'https://evil.test' })), 'invalid_token', /unexpected issuer/],
     ['wrong audience', async () => bearer(await sign(ec, { aud: 'other-api' })), 'invalid_token', /unexpected audience/],
     ['unknown kid', async () => bearer(await sign(await makeKey('ES256'))), 'invalid_token', /no signing key/],
+    ['issued in the future, beyond clockTolerance (issue 13 item 14)', async () => bearer(await sign(ec, { iat: Math.floor(Date.now() / 1000) + 600 })), 'invalid_token', /error_description="token issued in the future"/],
+    ['iat not a number', async () => bearer(await sign(ec, { iat: null, claims: { iat: 'yesterday' as unknown as number } })), 'invalid_token', /error_description="invalid iat claim"/],
+    ['a token longer than 16 KiB, refused before parsing', async () => bearer('a'.repeat(16 * 1024 + 1)), 'invalid_token', /error_description="token too large"/],
     ['no sub (the client id claim)', async () => bearer(await sign(ec, { sub: '' })), 'invalid_token', /no sub claim/],
     ['no exp', async () => bearer(await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'ES256', kid: ec.kid }).setIssuer(ISSUER).setAudience(AUDIENCE).sign(ec.privateKey)), 'invalid_token', /exp/],
   ])('%s → 401 %s', async (_n, headers, code, wwwAuth) => {
@@ -139,13 +142,60 @@ describe('auth gate (JWKS file)', () => {
     expect((await app.auth('DELETE', '/health-check')).status).toBe(200); // any method
   });
 
-  test('a verified token is cached: the second call costs no verification', async () => {
+  test('iat within clockTolerance (5 s) of now is accepted', async () => {
+    expect((await app.auth('GET', '/api/x', bearer(await sign(ec, { iat: Math.floor(Date.now() / 1000) + 2 })))).status).toBe(200);
+  });
+
+  test('a verified token is cached: 20 requests with one token cost 1 signature check', async () => {
     const token = await sign(ec, { sub: 'cache-me' });
-    const before = app.deps.verifier.cachedTokens;
-    await app.auth('GET', '/api/x', bearer(token));
-    expect(app.deps.verifier.cachedTokens).toBe(before + 1);
-    await app.auth('GET', '/api/x', bearer(token));
-    expect(app.deps.verifier.cachedTokens).toBe(before + 1);
+    const before = app.deps.verifier.stats();
+    for (let i = 0; i < 20; i++) expect((await app.auth('GET', '/api/x', bearer(token))).status).toBe(200);
+    const after = app.deps.verifier.stats();
+    expect(after.verifications - before.verifications).toBe(1);
+    expect(after.cacheMisses - before.cacheMisses).toBe(1);
+    expect(after.cacheHits - before.cacheHits).toBe(19);
+  });
+
+  test('20 concurrent first requests with one token share 1 signature check', async () => {
+    const token = await sign(ec, { sub: 'together' });
+    const before = app.deps.verifier.stats().verifications;
+    const res = await Promise.all(Array.from({ length: 20 }, () => app.auth('GET', '/api/x', bearer(token))));
+    expect(res.map((r) => r.status)).toEqual(Array(20).fill(200));
+    expect(app.deps.verifier.stats().verifications - before).toBe(1);
+  });
+
+  test('a refused token is not cached: each request checks it again', async () => {
+    const token = await sign(stranger, { sub: 'forged' });
+    const before = app.deps.verifier.stats().verifications;
+    for (let i = 0; i < 3; i++) expect((await app.auth('GET', '/api/x', bearer(token))).status).toBe(401);
+    expect(app.deps.verifier.stats().verifications - before).toBe(3);
+  });
+
+  test('stats for a JWKS file: its keys, loaded at start, no refreshes', () => {
+    const s = app.deps.verifier.stats();
+    expect(s.keys).toBe(2);
+    expect(s.lastSuccessAt).toBeGreaterThan(Date.now() - 600_000);
+    expect(s.refreshes).toEqual({ ok: 0, error: 0 });
+  });
+
+  test.each<[string, Record<string, unknown>, Record<string, string>]>([
+    ['sub "é"', { sub: 'é' }, { 'x-auth-subject': '%C3%A9' }],
+    ['sub "%C3%A9" (literal)', { sub: '%C3%A9' }, { 'x-auth-subject': '%25C3%25A9' }],
+    ['tenant ["a","b"]', { tenant: ['a', 'b'] }, { 'x-auth-tenant': 'a b' }],
+    ['tenant "a b"', { tenant: 'a b' }, { 'x-auth-tenant': 'a%20b' }],
+    ['scp entry with a space', { scp: ['orders:read admin', 'x'] }, { 'x-auth-scopes': 'orders:read%20admin x' }],
+    ['plan as an object', { plan: { tier: 'free', seats: 3 } }, { 'x-auth-plan': '{"tier":"free","seats":3}' }],
+    ['CR LF in a claim', { tenant: 'a\r\nX-Admin: 1' }, { 'x-auth-tenant': 'a%0D%0AX-Admin:%201' }],
+  ])('identity header encoding through /auth: %s', async (_n, claims, headers) => {
+    const res = await app.auth('GET', '/api/x', bearer(await sign(ec, { ...(typeof claims.sub === 'string' ? { sub: claims.sub } : {}), claims })));
+    expect(res.status).toBe(200);
+    for (const [name, value] of Object.entries(headers)) expect(res.headers.get(name)).toBe(value);
+  });
+
+  test('an scp entry "orders:read admin" does not satisfy the scope admin', async () => {
+    const res = await app.auth('GET', '/api/admin/users', bearer(await sign(ec, { claims: { scp: ['orders:read admin', 'audit'] } })));
+    expect(res.status).toBe(403);
+    expect(res.headers.get('www-authenticate')).toContain('scope="admin audit"');
   });
 
   test('denials are logged with gate and code, never with the token', async () => {
