@@ -24,10 +24,16 @@ const GATE_HEADERS: ReadonlySet<string> = new Set([
   'x-auth-subject', 'x-auth-scopes', 'x-resource-key', 'x-resource-version', 'x-gate-shadow', 'x-idempotency-key', 'ratelimit', 'ratelimit-policy',
 ]);
 
+/**
+ * A required scope is a scope-token (RFC 6749 §3.3: printable ASCII but space, `"` and `\`): a scope
+ * with a space could only ever be met by one `scp` array entry that the upstream would read as two.
+ */
+const scopeToken = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'expected a scope token: printable ASCII without space, " or \\ (RFC 6749 §3.3)');
+
 const scopeRule = z.strictObject({
   methods: z.array(method).optional(),
   path: pathPattern(),
-  scopes: z.array(z.string().min(1)).min(1),
+  scopes: z.array(scopeToken).min(1),
   /** `shadow`: a missing scope is reported in X-Gate-Shadow instead of refused (token validity never is). */
   mode: mode.optional(),
 });
