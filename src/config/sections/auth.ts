@@ -61,6 +61,10 @@ export const authSchema = z.strictObject({
   jwksMaxAge: duration().default('10m'),
   jwksTimeout: duration().default('5s'),
 }).superRefine((a, ctx) => {
+  // fetch() refuses a URL with credentials: such a JWKS would never load.
+  if (a.jwksUrl !== undefined && /^[a-z]+:\/\/[^/?#]*@/i.test(a.jwksUrl)) {
+    ctx.addIssue({ code: 'custom', path: ['jwksUrl'], message: 'a user or password in the URL is not supported' });
+  }
   const sources = KEY_SOURCES.filter((k) => a[k] !== undefined);
   if (sources.length !== 1) {
     ctx.addIssue({ code: 'custom', message: `exactly one of ${KEY_SOURCES.join(', ')} is required${sources.length > 1 ? ` (got ${sources.join(', ')})` : ''}` });

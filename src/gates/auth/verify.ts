@@ -18,7 +18,7 @@ export interface VerifierOptions {
   jwksMaxAgeMs: number;
   jwksTimeoutMs: number;
   now: () => number;
-  /** Told of every remote JWKS fetch: ok, or error (with a message safe to log). */
+  /** Told of every remote JWKS fetch: ok, or error with a short reason safe to log (`HTTP 503`, `timed out after 5000 ms`). */
   onJwksRefresh?: (result: 'ok' | 'error', message?: string) => void;
   /**
    * The verifier this one replaces (a config reload). When both fetch the same JWKS URL, the keys it
@@ -193,15 +193,13 @@ class RemoteKeySet {
     const timer = setTimeout(() => abort.abort(new JwksFetchError(`timed out after ${this.o.timeoutMs} ms`)), this.o.timeoutMs);
     timer.unref();
     const p = this.download(abort.signal)
-      .then(
-        (jwks) => this.apply(jwks),
-        (err: unknown) => {
-          if (this.closed) return;
-          this.failing = true;
-          this.refreshes.error++;
-          this.o.onResult('error', `JWKS fetch failed: ${fetchProblem(err, abort.signal)}`);
-        },
-      )
+      .then((jwks) => this.apply(jwks))
+      .catch((err: unknown) => {
+        if (this.closed) return;
+        this.failing = true;
+        this.refreshes.error++;
+        this.o.onResult('error', fetchProblem(err, abort.signal));
+      })
       .finally(() => {
         clearTimeout(timer);
         if (this.pending === p) {

@@ -27,3 +27,11 @@ describe('auth.requireScopes[].scopes', () => {
     expect(r.ok).toBe(true);
   });
 });
+
+describe('auth.jwksUrl', () => {
+  test('a user or password in the URL is refused (fetch would refuse it on every attempt)', async () => {
+    const r = await readConfigText('store: { url: memory }\nauth: { jwksUrl: "https://user:pw@idp.example/jwks" }\n', {}, { baseDir: '.' });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.issues).toEqual([{ path: 'auth.jwksUrl', message: 'a user or password in the URL is not supported' }]);
+  });
+});

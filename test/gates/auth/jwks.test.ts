@@ -4,6 +4,7 @@ import { readConfigText } from '../../../src/config/read.js';
 import { MAX_JWKS_WAITERS, TokenVerifier } from '../../../src/gates/auth/verify.js';
 import { buildApp, type TestApp } from '../../helpers/app.js';
 import { startJwksServer, type JwksServer } from '../../helpers/jwks-server.js';
+import { freePort } from '../../helpers/net.js';
 import { AUDIENCE, ISSUER, makeKey, sign, type TestKey } from '../../helpers/tokens.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -79,7 +80,7 @@ describe('JWKS down (issue 13 item 6): one fetch per cooldown, not one per unkno
     expect(server.hits()).toBe(hits0 + 2);
     expect((await app.auth('GET', '/x', known)).status).toBe(200);
     expect(app.deps.verifier.stats()).toMatchObject({ keys: 1, refreshes: { ok: 1, error: 2 } });
-    expect(app.logs.filter((l) => l.includes('JWKS fetch failed: HTTP 503'))).toHaveLength(2);
+    expect(app.logs.filter((l) => l.includes('"reason":"HTTP 503"'))).toHaveLength(2);
   });
 
   test('once the IdP answers again, a rotated-in key is accepted after the next cooldown', async () => {
@@ -122,7 +123,7 @@ describe('JWKS hanging: only the request that finds the outage waits', () => {
     const first = await Promise.all(tokens.slice(0, 10).map((t) => app.auth('GET', '/x', bearer(t))));
     expect(statuses(first)).toEqual([401]);
     expect(server.hits()).toBe(hits0 + 1);
-    expect(app.logs.some((l) => l.includes('JWKS fetch failed: timed out after 4000 ms'))).toBe(true);
+    expect(app.logs.some((l) => l.includes('"reason":"timed out after 4000 ms"'))).toBe(true);
 
     // From now on: no request waits for the hanging IdP (bound: half of jwksTimeout, for slack).
     const t0 = performance.now();
@@ -220,6 +221,16 @@ describe('JWKS at boot, empty and oversized sets', () => {
     expect(app.deps.verifier.stats()).toMatchObject({ keys: 1, refreshes: { ok: 1 } });
   });
 
+  test('nothing listening: the log line says why', async () => {
+    const port = await freePort();
+    const app = await buildApp(`store: { url: memory }\nauth: { jwksUrl: "http://127.0.0.1:${port}/jwks", algorithms: [ES256] }`);
+    opened.push({ app });
+    app.deps.verifier.start();
+    await until(() => app.deps.verifier.stats().refreshes.error === 1, 'the failed fetch');
+    const line = app.logs.find((l) => l.includes('JWKS fetch failed'));
+    expect(JSON.parse(line!)).toMatchObject({ level: 40, reason: 'unreachable (ECONNREFUSED)' });
+  });
+
   test('an empty key set is not ready: /readyz 503 until a set with keys loads (issue 11)', async () => {
     const k1 = await makeKey('ES256');
     const server = await jwksServer();
@@ -242,7 +253,7 @@ describe('JWKS at boot, empty and oversized sets', () => {
     now += 30_000;
     await app.auth('GET', '/x', bearer((await strangers(1))[0]!));
     await until(() => app.deps.verifier.stats().refreshes.error === 1, 'the refused fetch');
-    expect(app.logs.some((l) => l.includes('JWKS fetch failed: larger than 1048576 bytes'))).toBe(true);
+    expect(app.logs.some((l) => l.includes('"reason":"larger than 1048576 bytes"'))).toBe(true);
     expect(app.deps.verifier.stats().keys).toBe(1);
     expect((await app.auth('GET', '/x', bearer(await sign(k1)))).status).toBe(200);
   });
