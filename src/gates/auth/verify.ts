@@ -104,8 +104,8 @@ class JwksFetchError extends Error {}
  * - a request waits for a fetch only while the last one succeeded (a rotation: the new key is
  *   fetched and the token accepted). Once a fetch has failed, an unknown `kid` is refused at once
  *   and a fetch, if the cooldown allows one, runs in the background. Worked example (cooldown 30 s,
- *   timeout 5 s, the IdP hangs from t=0): the first unknown-kid request, at t=1, waits until t=6
- *   with everything that joined it; from then on every unknown-kid request is a fast 401, with one
+ *   timeout 5 s, last fetch long ago, the IdP hangs from t=0): the first unknown-kid request, at
+ *   t=1, waits until t=6 with everything that joined it; from then on every unknown-kid request is a fast 401, with one
  *   background fetch at t=31, t=61, … until one succeeds;
  * - a failed fetch keeps the keys already held.
  */
@@ -140,10 +140,6 @@ class RemoteKeySet {
     this.keysText = other.keysText;
     this.keyCount = other.keyCount;
     this.lastSuccessAt = other.lastSuccessAt;
-  }
-
-  get fetching(): boolean {
-    return this.pending !== undefined;
   }
 
   /** jose's key resolver: the loaded keys, refetched on an unknown `kid` as described above. */
