@@ -98,7 +98,7 @@ export class Deps {
     if (!read.ok) return read;
     const restart = needsRestart(this.gen.compiled, read.compiled);
     if (restart.length > 0) return { ok: false, issues: restart };
-    const next = buildGeneration(read.compiled, read.sha256, this.store, this.metrics, this.log, this.now);
+    const next = buildGeneration(read.compiled, read.sha256, this.store, this.metrics, this.log, this.now, this.gen.verifier);
     next.verifier.start();
     // Keys first: a generation that cannot verify a token is not swapped in.
     const until = this.now() + Math.max(read.compiled.auth.jwksTimeoutMs, 1000);
@@ -109,7 +109,8 @@ export class Deps {
     }
     const previous = this.gen;
     this.gen = next;
-    previous.verifier.close();
+    // Requests in flight may still be verifying on the old generation: close it once they are done.
+    setTimeout(() => previous.verifier.close(), previous.compiled.auth.jwksTimeoutMs + 1000).unref();
     return { ok: true, sha256: read.sha256, changed: previous.sha256 !== read.sha256 };
   }
 
@@ -130,11 +131,13 @@ export function needsRestart(running: Compiled, next: Compiled): ConfigIssue[] {
   return issues;
 }
 
-function buildGeneration(compiled: Compiled, sha256: string, store: VersionStore, metrics: Metrics, log: Logger, now: () => number): Generation {
+function buildGeneration(compiled: Compiled, sha256: string, store: VersionStore, metrics: Metrics, log: Logger, now: () => number, previous?: TokenVerifier): Generation {
   const a = compiled.auth;
   const verifier = new TokenVerifier({
     ...a,
     now,
+    // A reload with the same JWKS URL takes over the keys already loaded: no wait, no refusal while the IdP is down.
+    previous,
     onJwksRefresh: (result, message) => {
       metrics.jwksRefresh(result);
       if (result === 'error') log.warn({ reason: message }, 'JWKS fetch failed; keeping the keys already loaded');
