@@ -12,6 +12,7 @@ import { RateLimitGate } from './gates/ratelimit/limiter.js';
 import { createAdminApp } from './http/admin-app.js';
 import { createGateApp, type GateAppDeps } from './http/gate-app.js';
 import { ReplayCache } from './http/replay.js';
+import { activityOf, recordActivity } from './obs/activity.js';
 import type { Logger } from './obs/log.js';
 import { Metrics } from './obs/metrics.js';
 import { DecisionRecorder } from './obs/recorder.js';
@@ -192,7 +193,8 @@ export interface AppOptions {
 export function createApps(deps: Deps, opts: AppOptions) {
   const gate = createGateApp({
     current: () => deps.generation,
-    recorder: new DecisionRecorder(deps.metrics, deps.log),
+    // The console's activity is noted in the same record() call that counts /metrics.
+    recorder: recordActivity(new DecisionRecorder(deps.metrics, deps.log), activityOf(deps.metrics, deps.now)),
     log: deps.log,
     ready: deps.ready,
     extra: opts.extra,

@@ -6,6 +6,7 @@ import type { Metrics } from '../obs/metrics.js';
 import type { Gates } from '../pipeline.js';
 import type { ReloadOutcome } from '../server.js';
 import type { VersionStore } from '../store/port.js';
+import { mountConsole } from './admin/console.js';
 import { mountExplain } from './admin/explain.js';
 import { adminGuard, sendProblem } from './admin/guard.js';
 import { mountReload } from './admin/reload.js';
@@ -39,6 +40,7 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
   mountVersions(app, { store: deps.store, metrics: deps.metrics, log, versionTtlMs: () => deps.current().versionTtlMs });
   mountExplain(app, deps.current);
   mountReload(app, deps.reload);
+  mountConsole(app, deps, guard);
 
   app.notFound((c) => sendProblem(c, { status: 404, code: 'not_found', title: 'Not found', detail: 'The admin listener answers /healthz, /readyz, /metrics, /versions/<key>, POST /explain and POST /reload.' }));
   app.onError((err, c) => {
