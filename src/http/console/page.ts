@@ -131,14 +131,15 @@ main { padding: 16px 20px 40px; display: flex; flex-direction: column; gap: 16px
 .card .value { font-size: 22px; font-weight: 600; margin: 2px 0; }
 .card .value.ok { color: var(--ok); } .card .value.bad { color: var(--bad); } .card .value.warn { color: var(--warn); }
 .card .value.mono { font-size: 18px; }
-#card-top .value { font-size: 16px; overflow-wrap: anywhere; }
+#card-top .value { font-size: 16px; overflow-wrap: break-word; }
 .card ul { margin: 4px 0 0; padding: 0; list-style: none; font-size: 12.5px; }
 .grid { width: 100%; border-collapse: collapse; }
 .grid th, .grid td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
 .grid th { color: var(--muted); font-weight: 600; font-size: 12px; }
 .grid td.num, .grid th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .grid td.path { word-break: break-all; }
-.grid td { overflow-wrap: anywhere; }
+.grid td { overflow-wrap: break-word; }
+.grid td.nw { white-space: nowrap; }
 .grid tr.empty td { color: var(--muted); font-style: italic; }
 .scroll { max-height: 420px; overflow: auto; }
 .scroll.short { max-height: 220px; margin-top: 10px; }
@@ -373,7 +374,7 @@ export const CONSOLE_JS = String.raw`'use strict';
       card('decisions /s, last min', rate(allMin, minuteS), '', h('div', { class: 'muted small' }, num(total) + ' in the last 15 min'), 'card-rate'),
       card('refused, last 15 min', num(denyW), denyW > 0 ? 'bad' : '',
         h('div', { class: 'muted small' }, total > 0 ? (100 * denyW / total).toFixed(1) + ' % of decisions' : 'no traffic'), 'card-denied'),
-      card('refusing most', denies.length ? denies[0].gate + '/' + denies[0].code : 'nothing', '',
+      card('refusing most', denies.length ? denies[0].code : 'nothing', '',
         h('ul', null, denies.slice(0, 3).map(function (x) { return h('li', null, num(x.window) + ' × ' + x.gate + '/' + x.code); })), 'card-top'),
       card('shadowed, last 15 min', num(shadowW), shadowW > 0 ? 'warn' : '', h('div', { class: 'muted small' }, 'allowed; enforce would refuse'), 'card-shadow'),
       card('config', d.config && d.config.sha256 ? d.config.sha256 : 'unknown', 'mono', h('div', { class: 'muted small' }, 'counting since ' + time(a.since)), 'card-config'));
@@ -440,7 +441,7 @@ export const CONSOLE_JS = String.raw`'use strict';
 
   function denialRow(d, withStatus) {
     return h('tr', null,
-      h('td', { class: 'mono' }, time(d.at)), h('td', null, d.gate), h('td', null, d.code),
+      h('td', { class: 'mono nw' }, time(d.at)), h('td', { class: 'nw' }, d.gate), h('td', { class: 'nw' }, d.code),
       withStatus ? h('td', { class: 'num' }, d.status) : null,
       h('td', { class: 'mono' }, d.rule === null ? '' : d.rule),
       h('td', null, d.method === null ? '' : d.method),
@@ -570,10 +571,10 @@ export const CONSOLE_JS = String.raw`'use strict';
     var req = t.request;
     var rows = t.gates.map(function (g) {
       return h('tr', { 'data-gate': g.gate },
-        h('td', null, g.gate),
-        h('td', { class: 'result-' + g.result, 'data-col': 'result' }, g.result),
+        h('td', { class: 'nw' }, g.gate),
+        h('td', { class: 'nw result-' + g.result, 'data-col': 'result' }, g.result),
         h('td', { class: 'mono' }, g.rule ? g.rule : '', g.rule && g.mode === 'shadow' ? ' (shadow)' : ''),
-        h('td', { 'data-col': 'code' }, g.code || ''),
+        h('td', { class: 'nw', 'data-col': 'code' }, g.code || ''),
         h('td', null, g.detail || ''),
         h('td', { class: 'mono small' }, seen(g.seen)));
     });
