@@ -214,6 +214,7 @@ conflict:
     expect(await page.textContent('#badge')).toBe('Ready');
     expect(await page.getAttribute('[data-check=store]', 'data-ok')).toBe('true');
     expect(await page.getAttribute('[data-check=keys]', 'data-ok')).toBe('true');
+    expect(await page.textContent('#keys-line')).toMatch(/^1 signing key, loaded \d\d:\d\d:\d\d$/);
     const sha = /conflict_gate_config_info\{sha256="([0-9a-f]{12})"\} 1/.exec(metricsText)![1]!;
     expect(await page.textContent('#config-sha')).toBe(`sha256 ${sha}`);
     const config = await visibleText(page);

@@ -1,6 +1,7 @@
 // Admin GET /console (the page and its assets, no data in them) and GET /console/data (admin token): what the page polls.
 import type { Context, Hono, MiddlewareHandler } from 'hono';
 import type { Compiled } from '../../config/compile.js';
+import type { VerifierStats } from '../../gates/auth/verify.js';
 import { activityOf, CONFLICT_KEYS_TRACKED, type ActivitySnapshot, type ConflictKeyEntry } from '../../obs/activity.js';
 import type { Metrics } from '../../obs/metrics.js';
 import { CONSOLE_CSS, CONSOLE_HTML, CONSOLE_JS, FAVICON_SVG } from '../console/page.js';
@@ -16,13 +17,15 @@ export interface ConsoleDeps {
    * Generation, so `compiled` and `sha256` are there whenever the gate runs a config (the admin app
    * types `current` by what its other routes read: the gates).
    */
-  current: () => { gates: unknown; compiled?: Compiled; sha256?: string };
+  current: () => { gates: unknown; compiled?: Compiled; sha256?: string; verifier?: { stats(): VerifierStats } };
 }
 
 /** What GET /console/data answers. */
 export interface ConsoleData {
   health: ReturnType<Readiness>;
   config: ConfigSummary | null;
+  /** Signing keys: how many are loaded, when they last loaded, JWKS fetches, token-cache use. Counts only. */
+  keys: VerifierStats | null;
   activity: Omit<ActivitySnapshot, 'conflicts'>;
   conflicts: { top: ConflictKeyEntry[]; note: string };
 }
@@ -60,6 +63,7 @@ export function consoleData(deps: ConsoleDeps): ConsoleData {
   return {
     health: deps.ready(),
     config: gen.compiled ? summarizeConfig(gen.compiled, gen.sha256 || null) : null,
+    keys: gen.verifier ? gen.verifier.stats() : null,
     activity,
     conflicts: {
       top: conflicts,

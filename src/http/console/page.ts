@@ -370,7 +370,7 @@ export const CONSOLE_JS = String.raw`'use strict';
     var hl = d.health;
     fill($('summary'),
       card('/readyz', hl.ready ? '200 ready' : '503 not ready', hl.ready ? 'ok' : 'bad',
-        h('ul', null, Object.keys(hl.checks || {}).map(function (k) { return h('li', null, (hl.checks[k] ? '✓ ' : '✗ ') + ((CHECK_WORDS[k] || [k, k])[hl.checks[k] ? 0 : 1])); })), 'card-ready'),
+        h('ul', null, Object.keys(hl.checks || {}).map(function (k) { return h('li', null, (hl.checks[k] ? '✓ ' : '✗ ') + ((CHECK_WORDS[k] || [k, k])[hl.checks[k] ? 0 : 1])); }), keysLine(d.keys)), 'card-ready'),
       card('decisions /s, last min', rate(allMin, minuteS), '', h('div', { class: 'muted small' }, num(total) + ' in the last 15 min'), 'card-rate'),
       card('refused, last 15 min', num(denyW), denyW > 0 ? 'bad' : '',
         h('div', { class: 'muted small' }, total > 0 ? (100 * denyW / total).toFixed(1) + ' % of decisions' : 'no traffic'), 'card-denied'),
@@ -378,6 +378,13 @@ export const CONSOLE_JS = String.raw`'use strict';
         h('ul', null, denies.slice(0, 3).map(function (x) { return h('li', null, num(x.window) + ' × ' + x.gate + '/' + x.code); })), 'card-top'),
       card('shadowed, last 15 min', num(shadowW), shadowW > 0 ? 'warn' : '', h('div', { class: 'muted small' }, 'allowed; enforce would refuse'), 'card-shadow'),
       card('config', d.config && d.config.sha256 ? d.config.sha256 : 'unknown', 'mono', h('div', { class: 'muted small' }, 'counting since ' + time(a.since)), 'card-config'));
+  }
+
+  function keysLine(k) {
+    if (!k) return null;
+    var text = k.keys + ' signing key' + (k.keys === 1 ? '' : 's') + (k.lastSuccessAt ? ', loaded ' + time(k.lastSuccessAt) : '');
+    if (k.refreshes && k.refreshes.error > 0) text += ', ' + k.refreshes.error + ' failed JWKS fetch' + (k.refreshes.error === 1 ? '' : 'es');
+    return h('li', { class: 'muted', id: 'keys-line' }, text);
   }
 
   function paletteClass(id) {
