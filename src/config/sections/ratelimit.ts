@@ -52,6 +52,8 @@ export type RateLimitConfig = z.output<typeof rateLimitSchema>;
 
 export interface CompiledRateRule extends Route {
   name: string;
+  /** The path pattern as written (`/*` when the rule names none), for traces and the console. */
+  pattern: string;
   limit: number;
   windowS: number;
   by: { kind: 'client' } | { kind: 'ip' } | { kind: 'claim'; claim: string };
@@ -75,6 +77,7 @@ export function compileRateLimit(r: RateLimitConfig, routes: RouteOptions): Comp
     rules: r.rules.map((rule) => ({
       ...compileRoute(rule.methods, rule.path, routes),
       name: rule.name,
+      pattern: rule.path ?? '/*',
       limit: rule.limit,
       windowS: durationMs(rule.window) / 1000,
       by: rule.by === 'client' ? { kind: 'client' } : rule.by === 'ip' ? { kind: 'ip' } : { kind: 'claim', claim: rule.by.slice('claim:'.length) },

@@ -57,8 +57,12 @@ export class AuthGate {
     const rule = scopes.rules.map((r) => r.label).join('; ') || null;
     const enforced = decideAuth(outcome, scopes.enforced, this.policy);
     if (enforced.kind === 'deny') {
-      const seen: Seen = outcome.kind === 'valid' ? { token: 'valid', scopes: scopesOf(outcome.claims).join(' '), required: scopes.enforced.join(' ') } : { token: 'invalid' };
-      return { step: { gate: 'auth', rule, mode: 'enforce', decision: enforced, seen }, caller: ANONYMOUS };
+      if (outcome.kind !== 'valid') return { step: { gate: 'auth', rule, mode: 'enforce', decision: enforced, seen: { token: 'invalid' } }, caller: ANONYMOUS };
+      // A valid token without a required scope: the caller is known (logs and the console name it).
+      const id = outcome.claims[this.cfg.clientIdClaim];
+      const caller: Caller = { clientId: typeof id === 'string' || typeof id === 'number' ? String(id) : null, claims: outcome.claims };
+      const seen: Seen = { token: 'valid', client: caller.clientId, scopes: scopesOf(outcome.claims).join(' '), required: scopes.enforced.join(' ') };
+      return { step: { gate: 'auth', rule, mode: 'enforce', decision: enforced, seen }, caller };
     }
     const caller: Caller = { clientId: enforced.identity.clientId, claims: enforced.identity.claims };
     const seen = { token: 'valid', client: caller.clientId, scopes: scopesOf(enforced.identity.claims).join(' '), required: [...scopes.enforced, ...scopes.shadowed].join(' ') };

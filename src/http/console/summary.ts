@@ -96,12 +96,6 @@ function keySource(a: Compiled['auth']): string {
 
 const list = (v: string | readonly string[] | undefined): string[] => (v === undefined ? [] : typeof v === 'string' ? [v] : [...v]);
 const methodsOf = (r: { methods: ReadonlySet<string> | null }): string[] | null => (r.methods === null ? null : [...r.methods]);
-/** A rule's path pattern, when the compiled rule carries it (rate-limit rules keep only their matcher today). */
-const patternOf = (r: object): string | null => {
-  const p = (r as { pattern?: unknown; path?: unknown }).pattern ?? (r as { path?: unknown }).path;
-  return typeof p === 'string' ? p : null;
-};
-
 /** The summary of a compiled config. */
 export function summarizeConfig(compiled: Compiled, sha256: string | null): ConfigSummary {
   const { auth, rateLimit, conflict, server } = compiled;
@@ -125,7 +119,7 @@ export function summarizeConfig(compiled: Compiled, sha256: string | null): Conf
       rules: rateLimit.rules.map((r) => ({
         name: r.name,
         methods: methodsOf(r),
-        path: patternOf(r),
+        path: r.pattern,
         limit: r.limit,
         windowS: r.windowS,
         by: r.by.kind === 'claim' ? `claim:${r.by.claim}` : r.by.kind,
