@@ -11,9 +11,11 @@ import { ConflictGate } from './gates/conflict/gate.js';
 import { RateLimitGate } from './gates/ratelimit/limiter.js';
 import { createAdminApp } from './http/admin-app.js';
 import { createGateApp, type GateAppDeps } from './http/gate-app.js';
+import { failClosedModes, readinessOf, type ReadinessReport } from './http/health.js';
+import { createMetricsApp } from './http/metrics-app.js';
 import { ReplayCache } from './http/replay.js';
 import { activityOf, recordActivity } from './obs/activity.js';
-import type { Logger } from './obs/log.js';
+import { droppedLines, type Logger } from './obs/log.js';
 import { Metrics } from './obs/metrics.js';
 import { DecisionRecorder } from './obs/recorder.js';
 import type { Gates } from './pipeline.js';
@@ -53,6 +55,12 @@ export class Deps {
   ) {
     this.gen = first;
     metrics.configLoaded(first.sha256);
+    metrics.observe({
+      storeUp: () => store.health().up,
+      degraded: () => this.ready().status === 'degraded',
+      verifier: () => this.gen.verifier,
+      logLinesDropped: () => droppedLines(log),
+    });
   }
 
   get generation(): Generation {
@@ -71,11 +79,8 @@ export class Deps {
     return this.gen.replay;
   }
 
-  readonly ready = () => {
-    const checks = { store: this.store.health().up, keys: this.gen.verifier.ready };
-    this.metrics.storeUp.set(checks.store ? 1 : 0);
-    return { ready: checks.store && checks.keys, checks };
-  };
+  /** /readyz: ready, degraded (the store is down, every fail mode fails open) or not ready (http/health.ts). */
+  readonly ready = (): ReadinessReport => readinessOf(this.store.health().up, this.gen.verifier.ready, failClosedModes(this.gen.compiled));
 
   /**
    * Swaps in the generation a newly read config builds, for requests that start from now on.
@@ -125,7 +130,7 @@ export class Deps {
 export function needsRestart(running: Compiled, next: Compiled): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const why = 'changed; this needs a restart (the running config stays)';
-  for (const k of ['port', 'adminPort', 'host'] as const) if (running.server[k] !== next.server[k]) issues.push({ path: `server.${k}`, message: why });
+  for (const k of ['port', 'adminPort', 'metricsPort', 'host'] as const) if (running.server[k] !== next.server[k]) issues.push({ path: `server.${k}`, message: why });
   for (const [k, v] of Object.entries(next.store)) {
     if (JSON.stringify(v) !== JSON.stringify((running.store as unknown as Record<string, unknown>)[k])) issues.push({ path: `store.${k}`, message: why });
   }
@@ -194,7 +199,7 @@ export function createApps(deps: Deps, opts: AppOptions) {
   const gate = createGateApp({
     current: () => deps.generation,
     // The console's activity is noted in the same record() call that counts /metrics.
-    recorder: recordActivity(new DecisionRecorder(deps.metrics, deps.log), activityOf(deps.metrics, deps.now)),
+    recorder: recordActivity(new DecisionRecorder(deps.metrics, deps.log, { allowSample: () => deps.compiled.server.logAllows }), activityOf(deps.metrics, deps.now)),
     log: deps.log,
     ready: deps.ready,
     extra: opts.extra,
@@ -216,6 +221,8 @@ function rateLimitedWarn(log: Logger, msg: string, everyMs: number) {
 export interface RunningServer {
   port: number;
   adminPort: number;
+  /** The metrics listener's port, when server.metricsPort is set. */
+  metricsPort?: number;
   deps: Deps;
   /** Stops accepting, lets in-flight requests finish (up to `graceMs`), closes the store. */
   close(graceMs?: number): Promise<void>;
@@ -229,7 +236,21 @@ export interface RunningServer {
 export const KEEP_ALIVE_MS = 95_000;
 export const HEADERS_TIMEOUT_MS = 96_000;
 
-function listen(app: Hono<any>, port: number, host: string, firstByteMs: number): Promise<ServerType> {
+/**
+ * Listens on `host`; with `dualStack` (HOST not set) that is `::`, which takes IPv6 and IPv4 clients
+ * alike, and 0.0.0.0 on a machine without IPv6.
+ */
+async function listen(app: Hono<any>, port: number, host: string, firstByteMs: number, dualStack = false): Promise<ServerType> {
+  try {
+    return await listenOn(app, port, host, firstByteMs);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (dualStack && (code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL')) return listenOn(app, port, '0.0.0.0', firstByteMs);
+    throw err;
+  }
+}
+
+function listenOn(app: Hono<any>, port: number, host: string, firstByteMs: number): Promise<ServerType> {
   return new Promise((resolve, reject) => {
     const server = serve({ fetch: app.fetch, port, hostname: host }, () => resolve(server));
     const http = server as unknown as { keepAliveTimeout: number; headersTimeout: number };
@@ -251,22 +272,25 @@ function listen(app: Hono<any>, port: number, host: string, firstByteMs: number)
 /** Starts both listeners. Redis down at boot is not fatal: /readyz says 503 until it answers. */
 export async function startServer(deps: Deps, opts: AppOptions): Promise<RunningServer> {
   const { gate, admin } = createApps(deps, opts);
-  const { port, adminPort, host } = deps.compiled.server;
+  const { port, adminPort, metricsPort, host, dualStack, idleTimeoutMs } = deps.compiled.server;
   deps.verifier.start();
-  const main = await listen(gate, port, host, deps.compiled.server.idleTimeoutMs);
-  let adminServer: ServerType;
+  const servers: ServerType[] = [];
   try {
-    adminServer = await listen(admin, adminPort, host, deps.compiled.server.idleTimeoutMs);
+    servers.push(await listen(gate, port, host, idleTimeoutMs, dualStack));
+    servers.push(await listen(admin, adminPort, host, idleTimeoutMs, dualStack));
+    // /metrics on its own port: a NetworkPolicy can open it to Prometheus without the versions API.
+    if (metricsPort !== undefined) servers.push(await listen(createMetricsApp(deps.metrics), metricsPort, host, idleTimeoutMs, dualStack));
   } catch (err) {
-    main.close();
+    for (const s of servers) s.close();
     throw err;
   }
-  const servers = [main, adminServer];
+  const [main, adminServer, metricsServer] = servers as [ServerType, ServerType, ServerType | undefined];
   const portOf = (s: ServerType) => (s.address() as AddressInfo).port;
   let closing: Promise<void> | undefined;
   return {
     port: portOf(main),
     adminPort: portOf(adminServer),
+    metricsPort: metricsServer ? portOf(metricsServer) : undefined,
     deps,
     close(graceMs = 8000) {
       closing ??= (async () => {

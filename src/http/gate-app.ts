@@ -3,12 +3,13 @@ import type { HttpBindings } from '@hono/node-server';
 import { Hono, type Context } from 'hono';
 import { deny, type Deny } from '../core/decision.js';
 import { readForwarded, type ForwardedOptions, type HeaderSource } from '../core/forwarded.js';
+import { R } from '../core/http.js';
 import { problemResponse, renderProblem, type ProblemResponse } from '../core/problem.js';
 import type { Logger } from '../obs/log.js';
 import type { DecisionEvent, DecisionRecorder } from '../obs/recorder.js';
 import { runPipeline, type Gates } from '../pipeline.js';
 import { mountHealth, type Readiness } from './health.js';
-import { keepForReplay, replayPlan, servedReplay, type ReplayCache, type ReplayPlan } from './replay.js';
+import { firstCallAnswer, keepForReplay, replayPlan, servedReplay, type ReplayCache, type ReplayPlan } from './replay.js';
 
 /** What a request runs on: the generation current when it started (a reload swaps it for later ones). */
 export interface RequestRuntime {
@@ -63,33 +64,38 @@ export function createGateApp(deps: GateAppDeps): Hono<{ Bindings: HttpBindings 
     const res = renderProblem(d);
     recorder.record({ ...ctx, outcome: 'deny', deny: d, status: res.status, seconds: (performance.now() - started) / 1000 });
     const kept = keepForReplay(replay, plan, d.gate, res);
-    return kept ? kept.then(() => send(res)) : send(res);
+    const answer = firstCallAnswer(plan, res);
+    return kept ? kept.then(() => send(answer)) : send(answer);
   };
 
   app.all('/auth', async (c) => {
     const started = performance.now();
     const { gates, forwarded, replay } = deps.current();
     const h = headerSource(c);
+    // For the log line: the proxy's request id and the trace the request belongs to.
+    const ids = { requestId: h.get(R.requestId), traceparent: h.get(R.traceparent) };
     const peer = forwarded.classifyIp(c.env?.incoming?.socket?.remoteAddress ?? '');
     if (peer === null || !peer.trusted) {
-      return denied(replay, deny('forward', 'untrusted_source', 'Only a trusted proxy may call /auth.'), { clientIp: peer?.ip, shadowed: [], steps: [] }, { kind: 'none' }, started);
+      return denied(replay, deny('forward', 'untrusted_source', 'Only a trusted proxy may call /auth.'), { ...ids, clientIp: peer?.ip, shadowed: [], steps: [] }, { kind: 'none' }, started);
     }
 
     const plan = replayPlan(h);
     const served = servedReplay(replay, plan);
     if (served !== null) {
       const kept = await served;
+      // A replay served from the first call's answer is not a second decision: not counted, not logged.
       if (kept !== null) {
-        recorder.replayed();
+        recorder.replayServed();
         return send(kept);
       }
+      recorder.replayEvaluated();
     }
 
     const facts = readForwarded(h, peer.ip, forwarded);
-    if ('kind' in facts) return denied(replay, facts, { clientIp: peer.ip, shadowed: [], steps: [] }, plan, started);
+    if ('kind' in facts) return denied(replay, facts, { ...ids, clientIp: peer.ip, shadowed: [], steps: [] }, plan, started);
 
     const { decision, steps, shadowed, caller } = await runPipeline(facts, gates);
-    const ctx = { method: facts.method, path: facts.path, clientIp: facts.clientIp, clientId: caller.clientId, steps, shadowed };
+    const ctx = { ...ids, method: facts.method, path: facts.path, clientIp: facts.clientIp, clientId: caller.clientId, steps, shadowed };
     if (decision.kind === 'deny') return denied(replay, decision, ctx, plan, started);
     recorder.record({ ...ctx, outcome: 'allow', status: 200, seconds: (performance.now() - started) / 1000 });
     return new Response('', { status: 200, headers: decision.headers });

@@ -1,13 +1,60 @@
-// /healthz and /readyz, served the same way on both listeners.
+// /healthz and /readyz, served the same way on every listener; what "ready" means, from the store, the keys and the fail modes.
 import type { Hono } from 'hono';
+import type { Compiled } from '../config/compile.js';
 
-export type Readiness = () => { ready: boolean; checks: Record<string, boolean> };
+/** What /readyz reports. */
+export interface ReadinessReport {
+  /**
+   * `ready`: keys loaded and the store answers. `degraded`: keys loaded, the store does not answer,
+   * and every gate's onStoreError fails open, so the answers are the ones the config promises for
+   * an outage. `not_ready`: anything else.
+   */
+  status: 'ready' | 'degraded' | 'not_ready';
+  /** The first round's meaning (`/readyz?strict=1`): the store answers and keys are loaded. */
+  strictReady: boolean;
+  checks: { store: boolean; keys: boolean };
+  /** Why it is degraded or not ready, in words. */
+  reason?: string;
+}
 
-/** /healthz: 200 while the process runs. /readyz: 200 when the store answers and keys are loaded. */
+export type Readiness = () => ReadinessReport;
+
+/**
+ * The config fields whose fail mode is `deny` (fail closed): while the store is down those gates
+ * answer 503, which is not what a client of a ready replica should get. A gate added later with its
+ * own onStoreError belongs here.
+ */
+export function failClosedModes(c: Pick<Compiled, 'rateLimit' | 'conflict'>): string[] {
+  const out: string[] = [];
+  if (c.rateLimit.onStoreError === 'deny') out.push('rateLimit.onStoreError');
+  if (c.conflict.onStoreError === 'deny') out.push('conflict.onStoreError');
+  return out;
+}
+
+/**
+ * CONTRACT.md, "Readiness": 200 when auth keys are loaded and either the store answers or every
+ * gate's onStoreError is a fail-open mode (memory, allow), `degraded` in the latter case; else 503.
+ * A readiness probe on this keeps replicas in the Service through a Redis outage when the config
+ * says to fail open, and takes them out when it says to fail closed.
+ */
+export function readinessOf(store: boolean, keys: boolean, failClosed: readonly string[]): ReadinessReport {
+  const checks = { store, keys };
+  const strictReady = store && keys;
+  if (!keys) return { status: 'not_ready', strictReady, checks, reason: 'signing keys are not loaded' };
+  if (store) return { status: 'ready', strictReady, checks };
+  if (failClosed.length === 0) return { status: 'degraded', strictReady, checks, reason: 'the store does not answer; every onStoreError fails open' };
+  return { status: 'not_ready', strictReady, checks, reason: `the store does not answer and ${failClosed.join(', ')} is deny` };
+}
+
+/** /healthz: 200 while the process runs. /readyz: see readinessOf; `/readyz?strict=1`: store and keys. */
 export function mountHealth(app: Hono<any>, ready: Readiness): void {
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', (c) => {
     const r = ready();
-    return c.json({ status: r.ready ? 'ready' : 'not_ready', checks: r.checks }, r.ready ? 200 : 503);
+    const strict = c.req.query('strict');
+    if (strict !== undefined && strict !== '0' && strict !== 'false') {
+      return c.json({ status: r.strictReady ? 'ready' : 'not_ready', checks: r.checks }, r.strictReady ? 200 : 503);
+    }
+    return c.json({ status: r.status, checks: r.checks, ...(r.reason ? { reason: r.reason } : {}) }, r.status === 'not_ready' ? 503 : 200);
   });
 }

@@ -1,21 +1,44 @@
-// The nginx replay protocol: a denial kept for the proxy's second call, which gets the same answer at no cost.
+// The nginx replay protocol: a marked first call's denial, kept for the proxy's second call, which gets the same answer at no cost.
+import { createHash } from 'node:crypto';
 import { R } from '../core/http.js';
 import type { HeaderSource } from '../core/forwarded.js';
 import type { ProblemResponse } from '../core/problem.js';
 import type { VersionStore } from '../store/port.js';
 
 /**
+ * `X-Auth-Replay: first` marks a proxy's first call of the protocol; any other value marks its
+ * replay (the shipped nginx config sends the first call's status). Without the marker a call is
+ * not part of the protocol, whatever `X-Request-Id` it carries (Caddy's example sends one on
+ * every call, and those must not make the gate keep anything).
+ */
+export const FIRST_CALL = 'first';
+
+interface Kept {
+  fingerprint: string;
+  res: ProblemResponse;
+  untilMs: number;
+}
+
+/**
  * nginx's auth_request passes only 2xx/401/403, so the shipped nginx config replays a denial to
  * /auth a second time to hand its status, headers and body to the client (FORWARDAUTH.md §6).
- * Both calls carry the same `X-Request-Id`; the replay adds `X-Auth-Replay`. The first answer is
- * kept here (store + a local copy, for `replayTtl`) and the replay is served from it, so it takes
- * no second rate-limit point and no second lease.
+ * Both calls carry the same `X-Request-Id`; the first says `X-Auth-Replay: first`, the replay
+ * `X-Auth-Replay: <status>`. The first call's denial is kept here for `replayTtl` and the replay
+ * is answered from it: one evaluation, one log line and one count per client request, and no
+ * second rate-limit point or lease.
+ *
+ * Every denial of a first call is kept in this replica's memory (bounded, oldest first). Denials
+ * whose second evaluation would cost something (a rate-limit point, a lease) are kept in the
+ * store as well, for a replay that reaches another replica; an auth or forwarded-request denial
+ * is not, so unauthenticated callers cannot make the gate write to the store. (nginx sends both
+ * calls to the same replica with `hash $request_id consistent;` in its upstream block, which
+ * `proxy-config --for nginx` prints.)
  *
  * The marker grants nothing: a replay with no kept denial for that id and request is evaluated
  * like any other request, so a client that sends `X-Auth-Replay` itself still pays for it.
  */
 export class ReplayCache {
-  private readonly local = new Map<string, { value: string; untilMs: number }>();
+  private readonly local = new Map<string, Kept>();
 
   constructor(
     private readonly store: VersionStore,
@@ -26,23 +49,25 @@ export class ReplayCache {
 
   static readonly ID_RE = /^[A-Za-z0-9._:-]{8,128}$/;
 
-  async remember(requestId: string, fingerprint: string, res: ProblemResponse): Promise<void> {
-    const value = JSON.stringify({ f: fingerprint, s: res.status, h: res.headers, b: res.body });
+  /** Keeps a denial; resolves once it is in the store too when `shared`, else at once (undefined). */
+  remember(requestId: string, fingerprint: string, res: ProblemResponse, shared: boolean): Promise<void> | undefined {
     while (this.local.size >= this.maxLocal) {
       const oldest = this.local.keys().next().value;
       if (oldest === undefined) break;
       this.local.delete(oldest);
     }
-    this.local.set(requestId, { value, untilMs: this.now() + this.ttlMs });
+    this.local.delete(requestId);
+    this.local.set(requestId, { fingerprint, res, untilMs: this.now() + this.ttlMs });
+    if (!shared) return undefined;
+    const value = JSON.stringify({ f: fingerprint, s: res.status, h: res.headers, b: res.body });
     // Kept in the store too: the replay may reach another replica.
-    await this.store.remember(requestId, value, this.ttlMs).catch(() => undefined);
+    return this.store.remember(requestId, value, this.ttlMs).catch(() => undefined);
   }
 
   async recall(requestId: string, fingerprint: string): Promise<ProblemResponse | null> {
-    let value: string | null = null;
     const hit = this.local.get(requestId);
-    if (hit && hit.untilMs > this.now()) value = hit.value;
-    else value = await this.store.recall(requestId).catch(() => null);
+    if (hit && hit.untilMs > this.now()) return hit.fingerprint === fingerprint ? hit.res : null;
+    const value = await this.store.recall(requestId).catch(() => null);
     if (value === null) return null;
     try {
       const kept = JSON.parse(value) as { f: string; s: number; h: Record<string, string>; b: string };
@@ -51,31 +76,43 @@ export class ReplayCache {
       return null;
     }
   }
+
+  /** Denials held in this replica's memory (tests, metrics). */
+  get size(): number {
+    return this.local.size;
+  }
 }
 
 /**
- * Denials kept for a replay: only those whose second evaluation would cost something (a
- * rate-limit point, a lease) or could answer differently. An auth or forwarded-request denial is
- * answered again for free and identically, and keeping it would let any unauthenticated caller
- * write to the store at will.
+ * Gates whose denials are also kept in the store: their second evaluation would cost a rate-limit
+ * point or a lease, or could answer differently. An auth or forwarded-request denial is answered
+ * again for free and identically.
  */
-const KEPT_GATES: ReadonlySet<string> = new Set(['ratelimit', 'conflict']);
+const SHARED_GATES: ReadonlySet<string> = new Set(['ratelimit', 'conflict']);
 
 /** What the protocol says of one /auth call. */
 export type ReplayPlan =
   /** Not part of the protocol: evaluate, keep nothing. */
   | { kind: 'none' }
-  /** A first call: evaluate, and keep a costly denial under this id. */
+  /** A marked first call: evaluate, and keep a denial under this id. */
   | { kind: 'first'; id: string; fingerprint: string }
   /** A replay: serve the kept denial, or else evaluate like any request (and keep nothing). */
   | { kind: 'replay'; id: string; fingerprint: string };
 
-/** Reads the protocol's headers: a valid `X-Request-Id`, with or without `X-Auth-Replay`. */
+/** The original request a call describes, hashed: a kept denial is only served for the same one. */
+function fingerprintOf(h: HeaderSource): string {
+  const method = h.get(R.forwardedMethod) ?? h.get(R.originalMethod) ?? '';
+  const uri = h.get(R.forwardedUri) ?? h.get(R.originalUri) ?? '';
+  return createHash('sha256').update(method).update('\0').update(uri).digest('base64url');
+}
+
+/** Reads the protocol's headers: `X-Auth-Replay` (first, or a replay) with a valid `X-Request-Id`. */
 export function replayPlan(h: HeaderSource): ReplayPlan {
+  const marker = h.get(R.replay);
+  if (marker === undefined || marker === '') return { kind: 'none' };
   const id = h.get(R.requestId);
   if (id === undefined || !ReplayCache.ID_RE.test(id)) return { kind: 'none' };
-  const fingerprint = `${h.get(R.forwardedMethod) ?? h.get(R.originalMethod) ?? ''} ${h.get(R.forwardedUri) ?? h.get(R.originalUri) ?? ''}`;
-  return h.get(R.replay) === undefined ? { kind: 'first', id, fingerprint } : { kind: 'replay', id, fingerprint };
+  return marker === FIRST_CALL ? { kind: 'first', id, fingerprint: fingerprintOf(h) } : { kind: 'replay', id, fingerprint: fingerprintOf(h) };
 }
 
 /** The kept answer for a replay, or null (evaluate it). */
@@ -83,8 +120,19 @@ export function servedReplay(cache: ReplayCache, plan: ReplayPlan): Promise<Prob
   return plan.kind === 'replay' ? cache.recall(plan.id, plan.fingerprint) : null;
 }
 
-/** Keeps a first call's denial when a replay of it would cost something; resolves once kept. */
+/** Keeps a first call's denial for its replay; resolves once kept where a replica can read it. */
 export function keepForReplay(cache: ReplayCache, plan: ReplayPlan, gate: string, res: ProblemResponse): Promise<void> | undefined {
-  if (plan.kind !== 'first' || !KEPT_GATES.has(gate)) return undefined;
-  return cache.remember(plan.id, plan.fingerprint, res);
+  if (plan.kind !== 'first') return undefined;
+  return cache.remember(plan.id, plan.fingerprint, res, SHARED_GATES.has(gate));
+}
+
+/**
+ * What a marked first call answers for a denial: 401 as it is (auth_request copies its
+ * WWW-Authenticate to the client), every other status as 403. auth_request turns any status but
+ * 2xx, 401 and 403 into a 500 and writes an `[error] auth request unexpected status` line; a 403
+ * goes to the same error_page without one, so nginx's error log keeps only real errors (the gate
+ * down, a timeout). The replay then answers with the real status, headers and body.
+ */
+export function firstCallAnswer(plan: ReplayPlan, res: ProblemResponse): ProblemResponse {
+  return plan.kind === 'first' && res.status !== 401 && res.status !== 403 ? { ...res, status: 403 } : res;
 }

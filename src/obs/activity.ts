@@ -291,13 +291,13 @@ export function activityOf(metrics: Metrics, now: () => number = Date.now): Acti
  */
 export function recordActivity(recorder: DecisionRecorder, activity: Activity): DecisionRecorder {
   const record = recorder.record.bind(recorder);
-  const replayed = recorder.replayed.bind(recorder);
+  const replayServed = recorder.replayServed.bind(recorder);
   recorder.record = (e: DecisionEvent) => {
     record(e);
     activity.record(e);
   };
-  recorder.replayed = (...args: Parameters<DecisionRecorder['replayed']>) => {
-    replayed(...args);
+  recorder.replayServed = (...args: Parameters<DecisionRecorder['replayServed']>) => {
+    replayServed(...args);
     activity.replayed();
   };
   return recorder;

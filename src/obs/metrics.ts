@@ -1,44 +1,197 @@
-// Prometheus metrics, named after decisions; the same codes as logs and problem bodies.
+// Prometheus metrics, one `conflict_gate_` prefix, named after decisions; the same codes as logs and problem bodies.
+import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Every metric the gate defines starts with this (CONTRACT.md, "Added in the second round"). */
+export const PREFIX = 'conflict_gate_';
+
+/** How a rate-limit rule's answer ended, counted once per /auth request (see `rateLimitDecision`). */
+export type RateLimitOutcome = 'allowed' | 'denied_later' | 'limited' | 'shadow_limited' | 'store_error';
+
+/** What a TokenVerifier tells the metrics: the auth helper's `stats()` (issue 11), when the verifier has it. */
+export interface VerifierStats {
+  /** Keys currently loaded. */
+  keys: number;
+  /** Epoch ms of the last successful JWKS fetch (for a file, a PEM key or a secret: when it was loaded). */
+  lastSuccessAt: number | undefined;
+  /** verify() calls answered from the token cache, and those that were not. */
+  cacheHits: number;
+  cacheMisses: number;
+}
+
+/** The part of a verifier the metrics read: `stats()` is optional so a verifier without it still serves. */
+export interface VerifierView {
+  readonly ready: boolean;
+  stats?(): VerifierStats;
+}
+
+/** Where the gauges read the state of the running gate, at scrape time. */
+export interface MetricSources {
+  /** The store answers. */
+  storeUp(): boolean;
+  /** Serving, but on the store fail modes (the store is down and every gate fails open). */
+  degraded(): boolean;
+  /** The verifier of the running config (a reload swaps it). */
+  verifier(): VerifierView;
+  /** Log lines dropped so far because stdout was too slow. */
+  logLinesDropped(): number;
+}
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
 
 export class Metrics {
   readonly registry = new Registry();
-  private readonly decisions: Counter<'gate' | 'code'>;
-  private readonly rateLimit: Counter<'rule' | 'outcome'>;
-  private readonly storeErrors: Counter<'store' | 'op' | 'code'>;
-  private readonly insurance: Counter<'rule'>;
-  private readonly jwks: Counter<'result'>;
+  private readonly decisions: Counter<'outcome' | 'gate' | 'code'>;
   private readonly shadow: Counter<'gate' | 'code'>;
+  private readonly latency: Histogram<'outcome'>;
+  private readonly rateLimit: Counter<'rule' | 'outcome'>;
+  private readonly insurance: Counter<'rule'>;
+  private readonly conflict: Counter<'rule' | 'code'>;
+  private readonly storeErrors: Counter<'store' | 'op' | 'code'>;
+  private readonly jwks: Counter<'result'>;
+  private readonly tokenCache: Counter<'result'>;
+  private readonly publishes: Counter<'result'>;
+  private readonly replays: Counter<'result'>;
   private readonly reloads: Counter<'result'>;
   private readonly configInfo: Gauge<'sha256'>;
-  private readonly latency: Histogram<'outcome'>;
-  readonly storeUp: Gauge;
+  private readonly logDropped: Counter;
   // Label children resolved once: prom-client hashes the labels on every call otherwise.
   private readonly children = new WeakMap<Counter<string>, Map<string, Counter.Internal>>();
   private readonly allowLatency;
   private readonly denyLatency;
+  private sources: MetricSources | undefined;
+  /** Epoch ms of the last JWKS fetch that worked, as told by jwksRefresh (a verifier without stats()). */
+  private jwksOkAt: number | undefined;
+  /** Counters read from verifier stats: what was already added, per verifier (a reload brings a new one). */
+  private readonly seenStats = new WeakMap<object, { hits: number; misses: number }>();
+  private droppedSeen = 0;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
+    const self = this;
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
-    this.decisions = new Counter({ name: 'gate_decisions_total', help: 'Decisions on /auth by gate and code (code "allow" for an allow).', labelNames: ['gate', 'code'], registers });
-    this.rateLimit = new Counter({ name: 'ratelimit_decisions_total', help: 'Rate-limit decisions by rule and outcome (allowed, limited, store_error).', labelNames: ['rule', 'outcome'], registers });
-    this.storeErrors = new Counter({ name: 'store_errors_total', help: 'Store failures by store, operation and code.', labelNames: ['store', 'op', 'code'], registers });
-    this.insurance = new Counter({ name: 'ratelimit_insurance_total', help: 'Decisions taken by the per-replica in-memory limiter while the store was down.', labelNames: ['rule'], registers });
-    this.shadow = new Counter({ name: 'conflict_gate_shadow_denials_total', help: 'Denials that shadow mode turned into allows, by gate and code.', labelNames: ['gate', 'code'], registers });
-    this.reloads = new Counter({ name: 'conflict_gate_config_reloads_total', help: 'Config reloads (SIGHUP, POST /reload, --watch) by result.', labelNames: ['result'], registers });
-    this.configInfo = new Gauge({ name: 'conflict_gate_config_info', help: 'The running config: sha256 is the first 12 hex digits of the SHA-256 of its bytes.', labelNames: ['sha256'], registers });
-    this.jwks = new Counter({ name: 'jwks_refresh_total', help: 'Remote JWKS fetches by result.', labelNames: ['result'], registers });
-    this.latency = new Histogram({
-      name: 'auth_request_duration_seconds',
-      help: 'Time to answer /auth, by outcome.',
-      labelNames: ['outcome'],
-      buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    this.decisions = new Counter({
+      name: `${PREFIX}decisions_total`,
+      help: 'Answers to /auth: outcome allow (gate and code empty) or deny (the gate and code that denied). A replay served from a kept denial is not a decision.',
+      labelNames: ['outcome', 'gate', 'code'],
       registers,
     });
-    this.storeUp = new Gauge({ name: 'store_up', help: '1 when the store answers, else 0.', registers });
+    this.shadow = new Counter({ name: `${PREFIX}shadow_denials_total`, help: 'Denials that shadow mode turned into allows, by gate and code.', labelNames: ['gate', 'code'], registers });
+    this.latency = new Histogram({
+      name: `${PREFIX}request_duration_seconds`,
+      help: 'Time to answer /auth, by outcome.',
+      labelNames: ['outcome'],
+      buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers,
+    });
+    this.rateLimit = new Counter({
+      name: `${PREFIX}ratelimit_decisions_total`,
+      help: 'Requests a rate-limit rule applied to, by how they ended: allowed (the request was let through), denied_later (the rule let it through, a later gate refused it), limited (429), shadow_limited (over the limit, let through by shadow mode), store_error (the store failed and onStoreError decided).',
+      labelNames: ['rule', 'outcome'],
+      registers,
+    });
+    this.insurance = new Counter({ name: `${PREFIX}ratelimit_insurance_total`, help: 'Rate-limit answers the per-replica in-memory limiter gave while the store was down.', labelNames: ['rule'], registers });
+    this.conflict = new Counter({ name: `${PREFIX}conflict_denials_total`, help: 'Writes the conflict gate refused, by resource rule (its path pattern) and code.', labelNames: ['rule', 'code'], registers });
+    this.storeErrors = new Counter({ name: `${PREFIX}store_errors_total`, help: 'Store failures by store, operation and code.', labelNames: ['store', 'op', 'code'], registers });
+    new Gauge({
+      name: `${PREFIX}store_up`,
+      help: '1 when the store answers, else 0.',
+      registers,
+      collect() {
+        if (self.sources) this.set(self.sources.storeUp() ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}degraded`,
+      help: '1 while the gate serves on its store fail modes (the store is down and every onStoreError fails open; /readyz says "degraded"), else 0.',
+      registers,
+      collect() {
+        if (self.sources) this.set(self.sources.degraded() ? 1 : 0);
+      },
+    });
+    this.jwks = new Counter({ name: `${PREFIX}jwks_refresh_total`, help: 'Remote JWKS fetches by result (ok, error).', labelNames: ['result'], registers });
+    new Gauge({
+      name: `${PREFIX}jwks_last_success_timestamp_seconds`,
+      help: 'When the signing keys were last fetched (remote JWKS) or loaded (file, PEM key, secret), as a Unix time.',
+      registers,
+      collect() {
+        const at = self.verifierStats()?.lastSuccessAt ?? self.jwksOkAt;
+        if (at !== undefined) this.set(at / 1000);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}jwks_keys`,
+      help: 'Signing keys currently loaded.',
+      registers,
+      collect() {
+        const s = self.verifierStats();
+        if (s) this.set(s.keys);
+      },
+    });
+    this.tokenCache = new Counter({
+      name: `${PREFIX}token_cache_total`,
+      help: 'Bearer tokens looked up in the verified-token cache: hit (no signature check) or miss.',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        self.collectTokenCache();
+      },
+    });
+    this.publishes = new Counter({ name: `${PREFIX}publish_total`, help: 'Version publishes through the admin API: ok, stale (refused, 409), error (store failed).', labelNames: ['result'], registers });
+    this.replays = new Counter({
+      name: `${PREFIX}replays_total`,
+      help: "Replays of the nginx protocol: served (from the kept first answer; not counted again as a decision) or evaluated (nothing was kept: decided like any request).",
+      labelNames: ['result'],
+      registers,
+    });
+    this.reloads = new Counter({ name: `${PREFIX}config_reloads_total`, help: 'Config reloads (SIGHUP, POST /reload, --watch) by result.', labelNames: ['result'], registers });
+    this.configInfo = new Gauge({ name: `${PREFIX}config_info`, help: 'The running config: sha256 is the first 12 hex digits of the SHA-256 of its bytes.', labelNames: ['sha256'], registers });
+    const build = new Gauge({ name: `${PREFIX}build_info`, help: 'The running build: package version and Node.js version.', labelNames: ['version', 'node'], registers });
+    build.labels(packageVersion(), process.versions.node).set(1);
+    this.logDropped = new Counter({
+      name: `${PREFIX}log_lines_dropped_total`,
+      help: 'Log lines dropped because stdout did not keep up (the log buffer is bounded).',
+      registers,
+      collect() {
+        if (!self.sources) return;
+        const n = self.sources.logLinesDropped();
+        if (n > self.droppedSeen) this.inc(n - self.droppedSeen);
+        self.droppedSeen = Math.max(self.droppedSeen, n);
+      },
+    });
     this.allowLatency = this.latency.labels('allow');
     this.denyLatency = this.latency.labels('deny');
+    // Series that exist from the start, so a dashboard and an alert see 0 rather than nothing.
+    this.decisions.labels('allow', '', '').inc(0);
+    this.logDropped.inc(0);
+    for (const r of ['ok', 'error'] as const) this.reloads.labels(r).inc(0);
+    for (const r of ['hit', 'miss'] as const) this.tokenCache.labels(r).inc(0);
+  }
+
+  /** Connects the gauges to the running gate (its store, readiness, verifier, logger). */
+  observe(sources: MetricSources): void {
+    this.sources = sources;
+  }
+
+  private verifierStats(): VerifierStats | undefined {
+    const v = this.sources?.verifier();
+    return v && typeof v.stats === 'function' ? v.stats() : undefined;
+  }
+
+  private collectTokenCache(): void {
+    const v = this.sources?.verifier();
+    if (!v || typeof v.stats !== 'function') return;
+    const s = v.stats();
+    const seen = this.seenStats.get(v) ?? { hits: 0, misses: 0 };
+    if (s.cacheHits > seen.hits) this.tokenCache.labels('hit').inc(s.cacheHits - seen.hits);
+    if (s.cacheMisses > seen.misses) this.tokenCache.labels('miss').inc(s.cacheMisses - seen.misses);
+    this.seenStats.set(v, { hits: Math.max(seen.hits, s.cacheHits), misses: Math.max(seen.misses, s.cacheMisses) });
   }
 
   private inc(counter: Counter<string>, ...labels: string[]): void {
@@ -50,12 +203,47 @@ export class Metrics {
     child.inc();
   }
 
-  decision(gate: string, code: string): void {
-    this.inc(this.decisions, gate, code);
+  /** One answered /auth request: an allow (gate and code empty), or the denial that answered it. */
+  decision(outcome: 'allow' | 'deny', gate = '', code = ''): void {
+    this.inc(this.decisions, outcome, gate, code);
   }
 
   shadowDenial(gate: string, code: string): void {
     this.inc(this.shadow, gate, code);
+  }
+
+  observeLatency(outcome: 'allow' | 'deny', seconds: number): void {
+    (outcome === 'allow' ? this.allowLatency : this.denyLatency).observe(seconds);
+  }
+
+  /** How a request a rate-limit rule applied to ended (once per request, never for explain). */
+  rateLimitDecision(rule: string, outcome: RateLimitOutcome): void {
+    this.inc(this.rateLimit, rule, outcome);
+  }
+
+  insuranceUsed(rule: string): void {
+    this.inc(this.insurance, rule);
+  }
+
+  conflictDenial(rule: string, code: string): void {
+    this.inc(this.conflict, rule, code);
+  }
+
+  storeError(store: string, op: string, code: string): void {
+    this.inc(this.storeErrors, store, op, code);
+  }
+
+  jwksRefresh(result: 'ok' | 'error'): void {
+    if (result === 'ok') this.jwksOkAt = Date.now();
+    this.inc(this.jwks, result);
+  }
+
+  publish(result: 'ok' | 'stale' | 'error'): void {
+    this.inc(this.publishes, result);
+  }
+
+  replay(result: 'served' | 'evaluated'): void {
+    this.inc(this.replays, result);
   }
 
   configReload(result: 'ok' | 'error'): void {
@@ -66,25 +254,5 @@ export class Metrics {
   configLoaded(sha256: string): void {
     this.configInfo.reset();
     this.configInfo.labels(sha256).set(1);
-  }
-
-  rateLimitOutcome(rule: string, outcome: 'allowed' | 'limited' | 'store_error'): void {
-    this.inc(this.rateLimit, rule, outcome);
-  }
-
-  storeError(store: string, op: string, code: string): void {
-    this.inc(this.storeErrors, store, op, code);
-  }
-
-  insuranceUsed(rule: string): void {
-    this.inc(this.insurance, rule);
-  }
-
-  jwksRefresh(result: 'ok' | 'error'): void {
-    this.inc(this.jwks, result);
-  }
-
-  observeLatency(allowed: boolean, seconds: number): void {
-    (allowed ? this.allowLatency : this.denyLatency).observe(seconds);
   }
 }

@@ -174,7 +174,7 @@ describe('fed by the recorder that counts /metrics', () => {
     const { d, step } = conflictDenial('orders:1');
     events.push(denied(d, step, { status: 412 }));
     for (const e of events) recorder.record(e);
-    recorder.replayed();
+    recorder.replayServed();
 
     const fromActivity = Object.fromEntries(activity.snapshot().series.filter((s) => s.total > 0).map((s) => [`${s.outcome}/${s.gate}/${s.code}`, s.total]));
     expect(fromActivity).toEqual({ 'allow//': 3, 'deny/auth/missing_token': 1, 'shadow/ratelimit/rate_limited': 1, 'deny/conflict/precondition_failed': 1, 'replay//': 1 });

@@ -121,9 +121,9 @@ describe('metrics', () => {
     await app.auth('GET', '/x');
     await app.auth('GET', '/x', { Authorization: `Bearer ${await sign(key)}` });
     const text = await (await app.admin.request('/metrics')).text();
-    expect(text).toMatch(/gate_decisions_total\{gate="auth",code="missing_token"\} \d+/);
-    expect(text).toMatch(/gate_decisions_total\{gate="pipeline",code="allow"\} \d+/);
-    expect(text).toMatch(/auth_request_duration_seconds_bucket\{le="0.001",outcome="allow"\} \d+/);
-    expect(text).toMatch(/store_up 1/);
+    expect(text).toMatch(/^conflict_gate_decisions_total\{outcome="deny",gate="auth",code="missing_token"\} \d+/m);
+    expect(text).toMatch(/^conflict_gate_decisions_total\{outcome="allow",gate="",code=""\} \d+/m);
+    expect(text).toMatch(/^conflict_gate_request_duration_seconds_bucket\{le="0.001",outcome="allow"\} \d+/m);
+    expect(text).toMatch(/^conflict_gate_store_up 1$/m);
   });
 });

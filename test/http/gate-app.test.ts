@@ -1,4 +1,4 @@
-// The /auth handler's own duties: trusted proxies, forwarded-request parsing, replay, errors.
+// The /auth handler's own duties: trusted proxies, forwarded-request parsing, errors (the replay protocol: test/obs/replay.test.ts).
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { buildApp, type TestApp } from '../helpers/app.js';
 import { AUDIENCE, ISSUER, jwks, makeKey, sign, type TestKey } from '../helpers/tokens.js';
@@ -67,66 +67,6 @@ describe('the forwarded request', () => {
       const res = await app.gate.request('/auth', { method, headers: { 'X-Forwarded-Method': 'GET', 'X-Forwarded-Uri': '/public/m', 'X-Forwarded-For': `198.51.100.${10 + method.length}`, Authorization: `Bearer ${token}` } }, { incoming: { socket: { remoteAddress: '127.0.0.1' } } } as never);
       expect(res.status).toBe(200);
     }
-  });
-});
-
-describe('nginx replay (X-Request-Id + X-Auth-Replay)', () => {
-  const write = (extra: Record<string, string>) => ({ Authorization: `Bearer ${token}`, 'If-Match': '"3"', ...extra });
-
-  test('a replayed denial is served from the first answer: no second lease, same body', async () => {
-    const first = await app.auth('PUT', '/api/orders/1', write({ 'X-Request-Id': 'req-aaaa-0001' }));
-    expect(first.status).toBe(200); // takes the lease
-    const second = await app.auth('PUT', '/api/orders/1', write({ 'X-Request-Id': 'req-aaaa-0002', 'X-Forwarded-For': '198.51.100.3' }));
-    expect(second.status).toBe(409);
-    const body = await second.text();
-    const replay = await app.auth('PUT', '/api/orders/1', write({ 'X-Request-Id': 'req-aaaa-0002', 'X-Auth-Replay': '500', 'X-Forwarded-For': '198.51.100.3' }));
-    expect(replay.status).toBe(409);
-    expect(await replay.text()).toBe(body);
-    expect(replay.headers.get('retry-after')).toBe(second.headers.get('retry-after'));
-    await app.deps.store.publish('orders:1', '3'); // release
-  });
-
-  test('a replayed 429 does not spend a second point', async () => {
-    const h = { Authorization: `Bearer ${await sign(key, { sub: 'replayer' })}` };
-    expect((await app.auth('GET', '/a', { ...h, 'X-Request-Id': 'req-bbbb-0001' })).status).toBe(200);
-    expect((await app.auth('GET', '/a', { ...h, 'X-Request-Id': 'req-bbbb-0002' })).status).toBe(200);
-    const over = await app.auth('GET', '/a', { ...h, 'X-Request-Id': 'req-bbbb-0003' });
-    expect(over.status).toBe(429);
-    const replay = await app.auth('GET', '/a', { ...h, 'X-Request-Id': 'req-bbbb-0003', 'X-Auth-Replay': '500' });
-    expect(replay.status).toBe(429);
-    expect(await replay.json()).toMatchObject({ code: 'rate_limited' });
-  });
-
-  test('the replay marker grants nothing: without a kept denial the request is evaluated and counted', async () => {
-    const h = { Authorization: `Bearer ${await sign(key, { sub: 'sneaky' })}` };
-    const statuses = [];
-    for (let i = 0; i < 4; i++) statuses.push((await app.auth('GET', '/a', { ...h, 'X-Request-Id': `req-cccc-000${i}`, 'X-Auth-Replay': '429' })).status);
-    expect(statuses).toEqual([200, 200, 429, 429]);
-  });
-
-  test('auth denials are not kept: an unauthenticated caller cannot write to the store', async () => {
-    const before = (app.deps.replay as unknown as { local: Map<string, unknown> }).local.size;
-    for (let i = 0; i < 5; i++) expect((await app.auth('GET', '/nokeep', { 'X-Request-Id': `req-eeee-000${i}` })).status).toBe(401);
-    expect((app.deps.replay as unknown as { local: Map<string, unknown> }).local.size).toBe(before);
-    // and the replay of an auth denial is answered again, identically
-    const again = await app.auth('GET', '/nokeep', { 'X-Request-Id': 'req-eeee-0000', 'X-Auth-Replay': '401' });
-    expect(again.status).toBe(401);
-    expect(await again.json()).toMatchObject({ code: 'missing_token' });
-  });
-
-  test('a kept denial is only served for the same method and URI', async () => {
-    const h = { Authorization: `Bearer ${await sign(key, { sub: 'other' })}` };
-    expect((await app.auth('GET', '/b', { ...h, 'X-Request-Id': 'req-dddd-0001' })).status).toBe(200);
-    expect((await app.auth('GET', '/b', { ...h, 'X-Request-Id': 'req-dddd-0002' })).status).toBe(200);
-    expect((await app.auth('GET', '/b', { ...h, 'X-Request-Id': 'req-dddd-0003' })).status).toBe(429); // kept
-    const replayed = async () => Number(/gate_decisions_total\{gate="replay",code="replayed"\} (\d+)/.exec(await app.deps.metrics.registry.metrics())?.[1] ?? 0);
-    const r0 = await replayed();
-    const elsewhere = await app.auth('GET', '/c', { ...h, 'X-Request-Id': 'req-dddd-0003', 'X-Auth-Replay': '500' });
-    expect(elsewhere.status).toBe(429); // over the limit anyway, but evaluated afresh
-    expect(await replayed()).toBe(r0);
-    const sameRoute = await app.auth('GET', '/b', { ...h, 'X-Request-Id': 'req-dddd-0003', 'X-Auth-Replay': '500' });
-    expect(sameRoute.status).toBe(429);
-    expect(await replayed()).toBe(r0 + 1);
   });
 });
 

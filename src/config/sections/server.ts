@@ -14,7 +14,15 @@ export const serverSchema = z.strictObject({
   trustedProxies: z.array(cidr).default(DEFAULT_TRUSTED_PROXIES),
   port: z.number().int().min(0).max(65535).default(8080),
   adminPort: z.number().int().min(0).max(65535).default(9090),
-  host: z.string().default('0.0.0.0'),
+  /** Serve /metrics on this port too (alone, so a NetworkPolicy can open it without the admin API). */
+  metricsPort: z.number().int().min(0).max(65535).optional(),
+  /**
+   * The listeners' address. Unset: `::`, which takes IPv6 and IPv4 clients (dual stack), or
+   * 0.0.0.0 on a machine without IPv6. HOST overrides.
+   */
+  host: z.string().min(1).optional(),
+  /** Fraction of allows that get a log line (0: none, the default; 1: every one). Denials always do. */
+  logAllows: z.number({ message: 'expected a number from 0 to 1' }).min(0, { message: 'expected a number from 0 to 1' }).max(1, { message: 'expected a number from 0 to 1' }).default(0),
   /** How long a denial is kept for a proxy's replay (nginx auth_request), see http/replay.ts. */
   replayTtl: duration().default('10s'),
   /** How the upstream reads paths; the gate must not read them more strictly (core/paths.ts). */
@@ -32,14 +40,25 @@ export const serverSchema = z.strictObject({
   idleTimeout: positiveDuration().default('10s'),
   /** `X-HTTP-Method-Override` and its kin naming another method: `reject` (400) or `ignore`. */
   methodOverride: z.enum(['reject', 'ignore'], { message: 'expected reject or ignore' }).default('reject'),
+}).superRefine((s, ctx) => {
+  if (s.metricsPort !== undefined && s.metricsPort !== 0 && (s.metricsPort === s.port || s.metricsPort === s.adminPort)) {
+    ctx.addIssue({ code: 'custom', path: ['metricsPort'], message: `must differ from ${s.metricsPort === s.port ? 'port' : 'adminPort'} (${s.metricsPort})` });
+  }
 });
 
 export type ServerConfig = z.output<typeof serverSchema>;
 
+/** The address listeners use when HOST and server.host are not set: dual stack (see `dualStack`). */
+export const DEFAULT_HOST = '::';
+
 export interface CompiledServer {
   port: number;
   adminPort: number;
+  metricsPort: number | undefined;
   host: string;
+  /** The host is the default `::`: listen on 0.0.0.0 instead where IPv6 is unavailable. */
+  dualStack: boolean;
+  logAllows: number;
   classifyIp: IpClassifier;
   replayTtlMs: number;
   idleTimeoutMs: number;
@@ -57,7 +76,10 @@ export function compileServer(s: ServerConfig): CompiledServer {
   return {
     port: s.port,
     adminPort: s.adminPort,
-    host: s.host,
+    metricsPort: s.metricsPort,
+    host: s.host ?? DEFAULT_HOST,
+    dualStack: s.host === undefined,
+    logAllows: s.logAllows,
     classifyIp: ipClassifier(blocks),
     replayTtlMs: durationMs(s.replayTtl),
     idleTimeoutMs: durationMs(s.idleTimeout),

@@ -71,8 +71,9 @@ export class RateLimitGate {
     const limit = limitFor(rule, caller.claims);
     const key = clientKey(rule, facts, caller, this.opts.ipv6Subnet);
     const l = this.limitersFor(rule, limit);
+    // Counted by the recorder once the request's answer is known (obs/recorder.ts): an allowed point
+    // whose write the conflict gate then refused is not an "allowed" request.
     const { outcome, taken } = await this.take(rule, l, limit, key, mode);
-    if (mode === 'live') this.opts.metrics.rateLimitOutcome(rule.name, outcome.kind);
     const decision = decideRateLimit(this.policies.get(rule.name)!, outcome);
     const seen = {
       bucket: key,

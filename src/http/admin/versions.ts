@@ -23,6 +23,7 @@ export function mountVersions(app: Hono, deps: VersionsDeps): void {
   const storeDown = (c: Context, op: string, err: unknown) => {
     const code = storeErrorCode(err);
     metrics.storeError(store.kind, op, code);
+    if (op === 'publish') metrics.publish('error');
     log.warn({ op, code }, 'admin: store unavailable');
     return sendProblem(c, { status: 503, code: 'store_unavailable', title: 'Store unavailable', detail: 'The version store did not answer.', headers: { 'Retry-After': '1' } });
   };
@@ -56,6 +57,7 @@ export function mountVersions(app: Hono, deps: VersionsDeps): void {
     try {
       const r = await store.publish(key, version, deps.versionTtlMs?.());
       if (r.kind === 'stale') {
+        metrics.publish('stale');
         return sendProblem(c, {
           status: 409,
           code: 'stale_publish',
@@ -65,6 +67,7 @@ export function mountVersions(app: Hono, deps: VersionsDeps): void {
           headers: { ETag: etagOf(r.current) },
         });
       }
+      metrics.publish('ok');
       log.info({ key, version, previous: r.previous }, 'version published');
       return c.json({ key, version, previous: r.previous }, 200);
     } catch (err) {

@@ -1,0 +1,165 @@
+// The nginx replay protocol (http/replay.ts): a marked first call keeps its denial, the replay is served from it;
+// one evaluation, one count and one log line per client request; an unmarked X-Request-Id keeps nothing.
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { ReplayCache } from '../../src/http/replay.js';
+import { MemoryStore } from '../../src/store/memory.js';
+import { buildApp, type TestApp } from '../helpers/app.js';
+import { AUDIENCE, ISSUER, jwks, makeKey, sign, type TestKey } from '../helpers/tokens.js';
+import { scrape, total } from './prom.js';
+
+let key: TestKey;
+let app: TestApp;
+let store: MemoryStore;
+let token: string;
+
+beforeAll(async () => {
+  key = await makeKey('ES256');
+  token = await sign(key);
+  store = new MemoryStore();
+  app = await buildApp(
+    `
+server: { trustedProxies: ["127.0.0.0/8"] }
+store: { url: memory }
+auth:
+  jwksFile: jwks.json
+  issuer: ${ISSUER}
+  audience: ${AUDIENCE}
+  algorithms: [ES256]
+  publicRoutes: ["/public/*"]
+  requireScopes: [{ path: "/admin/*", scopes: [admin] }]
+rateLimit: { rules: [{ name: r, limit: 2, window: 60s }] }
+conflict:
+  claim: { enabled: true, lease: 5s }
+  resources: [{ path: "/api/orders/:id", key: "orders:{id}", require: if-match }]
+`,
+    { files: { 'jwks.json': JSON.stringify(jwks(key)) }, store },
+  );
+  await store.publish('orders:1', '3');
+});
+afterAll(() => app.close());
+
+const first = (id: string) => ({ 'X-Request-Id': id, 'X-Auth-Replay': 'first' });
+const replay = (id: string, status = '403') => ({ 'X-Request-Id': id, 'X-Auth-Replay': status });
+const linesFor = (id: string) => app.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.requestId === id);
+
+describe('a marked first call and its replay', () => {
+  test('a 409: the first call says 403 (nginx logs no error for it), the replay gets the real answer, served from the kept one', async () => {
+    const w = { Authorization: `Bearer ${token}`, 'If-Match': '"3"' };
+    expect((await app.auth('PUT', '/api/orders/1', { ...w, 'X-Request-Id': 'req-lease-0001' })).status).toBe(200); // takes the lease
+    const m0 = await scrape(app);
+    const firstCall = await app.auth('PUT', '/api/orders/1', { ...w, ...first('req-aaaa-0002'), 'X-Forwarded-For': '198.51.100.3' });
+    expect(firstCall.status).toBe(403);
+    const body = await firstCall.text();
+    expect(JSON.parse(body)).toMatchObject({ code: 'write_in_progress', status: 409 });
+    const second = await app.auth('PUT', '/api/orders/1', { ...w, ...replay('req-aaaa-0002'), 'X-Forwarded-For': '198.51.100.3' });
+    expect(second.status).toBe(409);
+    expect(await second.text()).toBe(body);
+    expect(second.headers.get('retry-after')).toBe(firstCall.headers.get('retry-after'));
+    const m1 = await scrape(app);
+    const delta = (name: string, labels: Record<string, string>) => total(m1, name, labels) - total(m0, name, labels);
+    expect(delta('conflict_gate_decisions_total', { outcome: 'deny', code: 'write_in_progress' })).toBe(1);
+    expect(delta('conflict_gate_decisions_total', {})).toBe(1);
+    expect(delta('conflict_gate_replays_total', { result: 'served' })).toBe(1);
+    expect(delta('conflict_gate_conflict_denials_total', { rule: '/api/orders/:id', code: 'write_in_progress' })).toBe(1);
+    expect(linesFor('req-aaaa-0002')).toHaveLength(1);
+    await store.publish('orders:1', '3'); // ends the lease
+  });
+
+  test('a replayed 429 spends no second point and is not a second decision', async () => {
+    const h = { Authorization: `Bearer ${await sign(key, { sub: 'replayer' })}` };
+    expect((await app.auth('GET', '/a', { ...h, ...first('req-bbbb-0001') })).status).toBe(200);
+    expect((await app.auth('GET', '/a', { ...h, ...first('req-bbbb-0002') })).status).toBe(200);
+    const m0 = await scrape(app);
+    expect((await app.auth('GET', '/a', { ...h, ...first('req-bbbb-0003') })).status).toBe(403);
+    const r = await app.auth('GET', '/a', { ...h, ...replay('req-bbbb-0003') });
+    expect(r.status).toBe(429);
+    expect(await r.json()).toMatchObject({ code: 'rate_limited' });
+    const m1 = await scrape(app);
+    expect(total(m1, 'conflict_gate_ratelimit_decisions_total', { rule: 'r' }) - total(m0, 'conflict_gate_ratelimit_decisions_total', { rule: 'r' })).toBe(1);
+    expect(total(m1, 'conflict_gate_decisions_total', { code: 'rate_limited' }) - total(m0, 'conflict_gate_decisions_total', { code: 'rate_limited' })).toBe(1);
+    // kept in the store too: a replay that reaches another replica is served the same
+    expect(await store.recall('req-bbbb-0003')).not.toBeNull();
+  });
+
+  test.each([
+    ['401 missing_token', '/x', {}, 401, 401],
+    ['403 insufficient_scope', '/admin/x', { scope: 'other' }, 403, 403],
+    ['400 bad_forward_request', '/api/%2F', {}, 400, 403],
+  ] as const)('%s: one decision and one log line; kept in memory only (no store write for an auth denial)', async (_n, path, claims, status, firstStatus) => {
+    const id = `req-auth-${status}-${path.length}`;
+    const h = 'scope' in claims ? { Authorization: `Bearer ${await sign(key, { scope: claims.scope })}` } : {};
+    const m0 = await scrape(app);
+    const f = await app.auth('GET', path, { ...h, ...first(id) });
+    expect(f.status).toBe(firstStatus);
+    const r = await app.auth('GET', path, { ...h, ...replay(id, String(firstStatus)) });
+    expect(r.status).toBe(status);
+    expect(r.headers.get('www-authenticate')).toBe(f.headers.get('www-authenticate'));
+    const m1 = await scrape(app);
+    expect(total(m1, 'conflict_gate_decisions_total') - total(m0, 'conflict_gate_decisions_total')).toBe(1);
+    expect(total(m1, 'conflict_gate_replays_total', { result: 'served' }) - total(m0, 'conflict_gate_replays_total', { result: 'served' })).toBe(1);
+    expect(linesFor(id)).toHaveLength(1);
+    expect(await store.recall(id)).toBeNull();
+  });
+
+  test('a kept denial is only served for the same method and URI', async () => {
+    const h = { Authorization: `Bearer ${await sign(key, { sub: 'other' })}` };
+    expect((await app.auth('GET', '/b', { ...h, ...first('req-dddd-0001') })).status).toBe(200);
+    expect((await app.auth('GET', '/b', { ...h, ...first('req-dddd-0002') })).status).toBe(200);
+    expect((await app.auth('GET', '/b', { ...h, ...first('req-dddd-0003') })).status).toBe(403); // kept 429
+    const m0 = await scrape(app);
+    const elsewhere = await app.auth('GET', '/c', { ...h, ...replay('req-dddd-0003') });
+    expect(elsewhere.status).toBe(429); // over the limit anyway, but evaluated afresh
+    const m1 = await scrape(app);
+    expect(total(m1, 'conflict_gate_replays_total', { result: 'evaluated' }) - total(m0, 'conflict_gate_replays_total', { result: 'evaluated' })).toBe(1);
+    expect(total(m1, 'conflict_gate_decisions_total') - total(m0, 'conflict_gate_decisions_total')).toBe(1);
+    const same = await app.auth('GET', '/b', { ...h, ...replay('req-dddd-0003') });
+    expect(same.status).toBe(429);
+    const m2 = await scrape(app);
+    expect(total(m2, 'conflict_gate_replays_total', { result: 'served' }) - total(m1, 'conflict_gate_replays_total', { result: 'served' })).toBe(1);
+    expect(total(m2, 'conflict_gate_decisions_total') - total(m1, 'conflict_gate_decisions_total')).toBe(0);
+  });
+});
+
+describe('outside the protocol', () => {
+  test('an X-Request-Id without the first-call marker (Caddy sends one on every call) keeps nothing, anywhere', async () => {
+    const before = app.deps.replay.size;
+    const h = { Authorization: `Bearer ${await sign(key, { sub: 'caddy-client' })}` };
+    for (let i = 0; i < 4; i++) await app.auth('GET', '/caddy', { ...h, 'X-Request-Id': `caddy-uuid-000${i}` });
+    for (let i = 0; i < 3; i++) await app.auth('GET', '/nokeep', { 'X-Request-Id': `caddy-uuid-100${i}` });
+    expect(app.deps.replay.size).toBe(before);
+    for (const id of ['caddy-uuid-0002', 'caddy-uuid-0003', 'caddy-uuid-1000']) expect(await store.recall(id)).toBeNull();
+    // and their statuses are the real ones (no first-call mapping)
+    expect((await app.auth('GET', '/caddy', { ...h, 'X-Request-Id': 'caddy-uuid-0009' })).status).toBe(429);
+  });
+
+  test('the replay marker grants nothing: without a kept denial the request is evaluated and counted', async () => {
+    const h = { Authorization: `Bearer ${await sign(key, { sub: 'sneaky' })}` };
+    const m0 = await scrape(app);
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await app.auth('GET', '/a', { ...h, ...replay(`req-cccc-000${i}`, '429') })).status);
+    expect(statuses).toEqual([200, 200, 429, 429]);
+    const m1 = await scrape(app);
+    expect(total(m1, 'conflict_gate_decisions_total') - total(m0, 'conflict_gate_decisions_total')).toBe(4);
+    expect(total(m1, 'conflict_gate_replays_total', { result: 'evaluated' }) - total(m0, 'conflict_gate_replays_total', { result: 'evaluated' })).toBe(4);
+  });
+
+  test('a request id that is not 8-128 of [A-Za-z0-9._:-] is not part of the protocol', async () => {
+    const r = await app.auth('GET', '/nokeep2', { 'X-Request-Id': 'short', 'X-Auth-Replay': 'first' });
+    expect(r.status).toBe(401);
+    expect(await store.recall('short')).toBeNull();
+  });
+});
+
+describe('ReplayCache', () => {
+  test('holds at most maxLocal denials in memory, the oldest going first', async () => {
+    let now = 0;
+    const cache = new ReplayCache(new MemoryStore(() => now), 10_000, () => now, 3);
+    const res = { status: 429, headers: {}, body: '{}' };
+    for (const id of ['id-00000001', 'id-00000002', 'id-00000003', 'id-00000004']) cache.remember(id, 'f', res, false);
+    expect(cache.size).toBe(3);
+    expect(await cache.recall('id-00000001', 'f')).toBeNull();
+    expect(await cache.recall('id-00000004', 'f')).toEqual(res);
+    now = 10_001;
+    expect(await cache.recall('id-00000004', 'f')).toBeNull();
+  });
+});
