@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The CLI: argv → serve | check | explain | schema; exit 0 (ok), 1 (runtime failure / would deny), 2 (bad config or usage).
+// The CLI: argv → serve | check | explain | proxy-config | schema; exit 0 (ok), 1 (runtime failure / would deny), 2 (bad config or usage).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { Env } from './config/read.js';
 import { configJsonSchema } from './config/schema.js';
@@ -20,6 +20,7 @@ const COMMANDS = {
     ip: { type: 'string' },
     json: { type: 'boolean' },
   },
+  'proxy-config': { ...COMMON, for: { type: 'string' }, gate: { type: 'string' } },
 } as const satisfies Record<string, ParseArgsConfig['options']>;
 
 type Command = keyof typeof COMMANDS;
@@ -54,6 +55,8 @@ export async function main(argv: string[], env: Env): Promise<number> {
       return (await import('./cli/check.js')).check(config, env);
     case 'explain':
       return (await import('./cli/explain.js')).explainCommand({ ...(values as object), config } as Parameters<typeof import('./cli/explain.js').explainCommand>[0], env);
+    case 'proxy-config':
+      return (await import('./cli/proxy-config.js')).proxyConfigCommand({ config, for: values.for as string | undefined, gate: values.gate as string | undefined }, env);
     case 'serve':
       return (await import('./cli/serve.js')).serve({ config, dev: values.dev as boolean | undefined, watch: values.watch as boolean | undefined }, env);
   }

@@ -13,10 +13,13 @@ Usage:
                 [-H 'If-Match: "6"']... [--ip 10.0.0.7] [--json]
                                                 what the gate would answer, gate by gate, changing nothing;
                                                 exit 0 allow, 1 deny, 2 usage or config error
+  conflict-gate proxy-config --for traefik|traefik-crd|caddy|nginx --config gate.yaml [--gate ADDRESS]
+                                                print the proxy's config for this gate config: every
+                                                allow header and forwardClaims header, nginx's replay
   conflict-gate schema                          print the config's JSON Schema
   conflict-gate --help | --version
 
-Environment: PORT (8080), ADMIN_PORT (9090), HOST (0.0.0.0), REDIS_URL, GATE_ADMIN_TOKEN, LOG_LEVEL (info), GATE_CONFIG.
+Environment: PORT (8080), ADMIN_PORT (9090), HOST (:: and 0.0.0.0), REDIS_URL, GATE_ADMIN_TOKEN, LOG_LEVEL (info), GATE_CONFIG.
 Signals: SIGTERM / SIGINT drain and exit 0; SIGHUP reloads the config.
 Exit codes: 0 ok, 1 runtime failure (a port in use; explain: would deny), 2 bad config or usage.`;
 

@@ -54,14 +54,18 @@ describe('examples/nginx/conflict-gate.conf', () => {
     expect(main).toMatch(new RegExp(`proxy_set_header\\s+${name}\\s+\\${set![1]};`, 'i'));
   });
 
-  test('the auth call: no body, the original request, a fresh id, never a client replay marker', () => {
+  test('the auth call: no body, the original request, a fresh id, marked as the first call (never the client\'s marker)', () => {
     expect(auth).toMatch(/\binternal;/);
     expect(auth).toMatch(/proxy_pass_request_body\s+off;/);
     expect(auth).toMatch(/proxy_set_header\s+Content-Length\s+"";/);
     expect(auth).toMatch(/proxy_set_header\s+X-Forwarded-Method\s+\$request_method;/);
     expect(auth).toMatch(/proxy_set_header\s+X-Forwarded-Uri\s+\$request_uri;/);
     expect(auth).toMatch(/proxy_set_header\s+X-Request-Id\s+\$request_id;/);
-    expect(auth).toMatch(/proxy_set_header\s+X-Auth-Replay\s+"";/);
+    expect(auth).toMatch(/proxy_set_header\s+X-Auth-Replay\s+"first";/);
+  });
+
+  test('both calls of a request reach the same gate replica (hash on the request id)', () => {
+    expect(block('upstream conflict_gate ')).toMatch(/hash\s+\$request_id\s+consistent;/);
   });
 
   test('denials are replayed with the same id and the replay marker, WWW-Authenticate handled once', () => {

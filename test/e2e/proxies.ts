@@ -236,16 +236,17 @@ async function waitListening(proc: ChildProcess, port: number, output: () => str
 }
 
 /**
- * Runs examples/nginx/conflict-gate.conf as it is, with only its three documented address lines
- * changed, inside a generated top-level nginx.conf (pid, logs and temp paths in a temp dir).
+ * Runs examples/nginx/conflict-gate.conf (or `conf`, a file of the same shape, e.g. proxy-config's
+ * output) as it is, with only its three documented address lines changed, inside a generated
+ * top-level nginx.conf (pid, logs and temp paths in a temp dir).
  */
-export async function startNginx(opts: { gatePort: number; appPort: number }): Promise<RunningProxy> {
+export async function startNginx(opts: { gatePort: number; appPort: number; conf?: string }): Promise<RunningProxy> {
   if (!NGINX_BIN) throw new Error('nginx is not installed');
   const dir = tempDir('nginx');
   // As root, nginx's workers run as nobody: they must reach the temp paths.
   chmodSync(dir, 0o755);
   const port = await freePort();
-  const shipped = readFileSync(NGINX_CONF, 'utf8');
+  const shipped = opts.conf ?? readFileSync(NGINX_CONF, 'utf8');
   const site = substituteOnce(
     shipped,
     [
@@ -292,14 +293,22 @@ export async function startNginx(opts: { gatePort: number; appPort: number }): P
   return { kind: 'nginx', port, url: `http://127.0.0.1:${port}`, output, stop: () => stopProcess(proc, 'SIGQUIT') };
 }
 
-/** Runs examples/caddy/Caddyfile as it is; the addresses come from its documented env variables. */
-export async function startCaddy(opts: { gatePort: number; appPort: number }): Promise<RunningProxy> {
+/**
+ * Runs examples/caddy/Caddyfile (or `caddyfile`, the text of one, e.g. proxy-config's output) as it
+ * is; the addresses come from its documented env variables.
+ */
+export async function startCaddy(opts: { gatePort: number; appPort: number; caddyfile?: string }): Promise<RunningProxy> {
   if (!CADDY_BIN) throw new Error('caddy is not installed');
   const dir = tempDir('caddy');
   const port = await freePort();
   const adminPort = await freePort();
+  let file = CADDYFILE;
+  if (opts.caddyfile !== undefined) {
+    file = join(dir, 'Caddyfile');
+    writeFileSync(file, opts.caddyfile);
+  }
   const proc = track(
-    spawn(CADDY_BIN, ['run', '--config', CADDYFILE, '--adapter', 'caddyfile'], {
+    spawn(CADDY_BIN, ['run', '--config', file, '--adapter', 'caddyfile'], {
       cwd: dir,
       env: {
         PATH: process.env.PATH ?? '',
@@ -331,11 +340,12 @@ export function exampleConfig(): Record<string, any> {
  * Starts the gate on examples/gate.yaml with only the test values swapped in: the key prefix, the
  * issuer and the key file's content (and claim mode when asked).
  */
-export async function startExampleGate(opts: { prefix: string; key: TestKey; claim?: boolean }): Promise<RunningGate> {
+export async function startExampleGate(opts: { prefix: string; key: TestKey; claim?: boolean; edit?: (cfg: Record<string, any>) => void }): Promise<RunningGate> {
   const cfg = exampleConfig();
   cfg.store.keyPrefix = opts.prefix;
   cfg.auth.issuer = ISSUER;
   if (opts.claim) cfg.conflict.claim = { ...cfg.conflict.claim, enabled: true };
+  opts.edit?.(cfg);
   const jwksName = cfg.auth.jwksFile as string;
   const gate = await startGate({
     yaml: stringifyYaml(cfg),

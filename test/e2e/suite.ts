@@ -27,7 +27,7 @@ import {
 export type ProxyKind = 'nginx' | 'caddy';
 
 /** Every header the gate documents for an allow, plus examples/gate.yaml's forwardClaims. */
-export const ALLOW_HEADERS = ['x-auth-subject', 'x-auth-scopes', 'x-auth-tenant', 'x-resource-key', 'x-resource-version'] as const;
+export const ALLOW_HEADERS = ['x-auth-subject', 'x-auth-scopes', 'x-auth-tenant', 'x-resource-key', 'x-resource-version', 'x-gate-shadow', 'x-idempotency-key'] as const;
 
 /** What the example config says about the `writes` rule (test/e2e reads it from examples/gate.yaml). */
 const WRITES_LIMIT = 5;
@@ -164,6 +164,8 @@ export function proxySuite(kind: ProxyKind, extra?: (env: E2E, t: Helpers) => vo
       const before = env.upstream.calls.length;
       const r = await send(env.proxy.url, 'GET', '/public/info?x=1', {
         Authorization: `Bearer ${token}`,
+        'X-Gate-Shadow': 'spoofed',
+        'X-Idempotency-Key': 'spoofed',
         'X-Auth-Subject': 'mallory',
         'X-Auth-Scopes': 'admin',
         'X-Auth-Tenant': 'evil-corp',
@@ -230,7 +232,7 @@ export function proxySuite(kind: ProxyKind, extra?: (env: E2E, t: Helpers) => vo
         if (kind === 'nginx') expect(r.header('ratelimit')).toMatch(new RegExp(`^"writes";r=${WRITES_LIMIT - 1 - i};t=\\d+$`));
       }
       const m1 = await metrics(env.gate.adminUrl);
-      expect(sum(m1, 'ratelimit_decisions_total', { rule: 'writes', outcome: 'allowed' }) - sum(m0, 'ratelimit_decisions_total', { rule: 'writes', outcome: 'allowed' })).toBe(WRITES_LIMIT);
+      expect(sum(m1, 'conflict_gate_ratelimit_decisions_total', { rule: 'writes', outcome: 'allowed' }) - sum(m0, 'conflict_gate_ratelimit_decisions_total', { rule: 'writes', outcome: 'allowed' })).toBe(WRITES_LIMIT);
 
       const { reply, problem } = await h.denied(env.proxy, env.gate, 'POST', '/api/orders', auth, 429, 'rate_limited', '{"n":99}');
       const retryAfter = reply.header('retry-after');
@@ -242,7 +244,7 @@ export function proxySuite(kind: ProxyKind, extra?: (env: E2E, t: Helpers) => vo
       expect(reply.header('ratelimit-policy')).toBe(`"writes";q=${WRITES_LIMIT};w=${WRITES_WINDOW_S}`);
       // The replay (nginx) is served from the kept denial: the limiter ran once for this request.
       const m2 = await metrics(env.gate.adminUrl);
-      expect(sum(m2, 'ratelimit_decisions_total', { rule: 'writes' }) - sum(m1, 'ratelimit_decisions_total', { rule: 'writes' })).toBe(1);
+      expect(sum(m2, 'conflict_gate_ratelimit_decisions_total', { rule: 'writes' }) - sum(m1, 'conflict_gate_ratelimit_decisions_total', { rule: 'writes' })).toBe(1);
     });
 
     test('a denied write costs one rate-limit point, not two (the nginx replay is free)', async () => {
@@ -272,7 +274,7 @@ export function proxySuite(kind: ProxyKind, extra?: (env: E2E, t: Helpers) => vo
         expect(env.upstream.calls.length).toBe(before + 1);
       }
       const m1 = await metrics(env.gate.adminUrl);
-      expect(sum(m1, 'ratelimit_decisions_total', { rule: 'writes', outcome: 'allowed' }) - sum(m0, 'ratelimit_decisions_total', { rule: 'writes', outcome: 'allowed' })).toBe(WRITES_LIMIT - 1);
+      expect(sum(m1, 'conflict_gate_ratelimit_decisions_total', { rule: 'writes', outcome: 'allowed' }) - sum(m0, 'conflict_gate_ratelimit_decisions_total', { rule: 'writes', outcome: 'allowed' })).toBe(WRITES_LIMIT - 1);
       // Over the limit: 429 (not the kept 428, not an allow).
       await h.denied(env.proxy, env.gate, 'POST', '/api/orders', spoof, 429, 'rate_limited', '{}');
     });
@@ -345,6 +347,26 @@ export function proxySuite(kind: ProxyKind, extra?: (env: E2E, t: Helpers) => vo
       expect(env.upstream.callsTo('/auth'), 'auth calls misrouted to the API').toEqual([]);
     });
 
+    test('replay keys: only a marked first call keeps a denial, and an auth denial never reaches the store', async () => {
+      const replayKeys = async () => (await env.redis.keys(`${env.prefix}replay:*`)).length;
+      const k0 = await replayKeys();
+      for (let i = 0; i < 3; i++) expect((await send(env.proxy.url, 'GET', `/api/orders/${i}`, {})).status).toBe(401);
+      expect(await replayKeys(), 'a 401 keeps nothing in the store').toBe(k0);
+      const token = await h.token(uid('keeper'));
+      await env.redis.set(`${env.prefix}ver:{orders:49}`, '2');
+      expect((await send(env.proxy.url, 'PUT', '/api/orders/49', { Authorization: `Bearer ${token}`, 'If-Match': '"1"' }, '{}')).status).toBe(412);
+      // nginx marks its first call: the 412 is kept for the replay. Caddy sends X-Request-Id on every
+      // call but never the marker: nothing is written.
+      expect(await replayKeys()).toBe(k0 + (kind === 'nginx' ? 1 : 0));
+    });
+
+    if (kind === 'nginx') {
+      test("nginx's error log has no [error] line for the expected denials of this run", () => {
+        expect(env.proxy.output()).not.toMatch(/auth request unexpected status/);
+        expect(env.proxy.output()).not.toMatch(/\[error\]/);
+      });
+    }
+
     extra?.(env, h);
 
     test('no auth call was ever sent to the API during the whole run', () => {
@@ -360,13 +382,30 @@ export interface Helpers {
   /**
    * Sends a request that the gate must deny, and checks what the client got: the gate's status,
    * an application/problem+json body with that `code`, the API not called, and the gate having
-   * decided once (through nginx: once plus one replay served from the kept denial, or twice for an
-   * auth denial, which is not kept).
+   * decided and logged it once (through nginx: once, plus one replay served from the kept denial).
    */
   denied(proxy: RunningProxy, gate: RunningGate, method: string, path: string, headers: Record<string, string>, status: number, code: string, body?: string): Promise<{ reply: Reply; problem: Record<string, unknown> }>;
 }
 
-const AUTH_CODES: ReadonlySet<string> = new Set(['missing_token', 'invalid_token', 'insufficient_scope', 'untrusted_source', 'bad_forward_request']);
+/** The gate's denial log lines with this code, so far. */
+function denialLinesNow(gate: RunningGate, code: string): Record<string, unknown>[] {
+  return gate
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{') && l.includes(`"code":"${code}"`))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l.msg === 'denied');
+}
+
+/**
+ * The denial lines written since `before` were counted. Lines are flushed every 250 ms: wait until
+ * the new one is there, then one flush more, so that a second line for the same request would show.
+ */
+async function denialLines(gate: RunningGate, code: string, before: number): Promise<Record<string, unknown>[]> {
+  for (let i = 0; i < 100 && denialLinesNow(gate, code).length <= before; i++) await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, 300));
+  return denialLinesNow(gate, code).slice(before);
+}
 
 function helpers(env: E2E): Helpers {
   return {
@@ -383,6 +422,7 @@ function helpers(env: E2E): Helpers {
 
     async denied(proxy, gate, method, path, headers, status, code, body) {
       const before = env.upstream.calls.length;
+      const linesBefore = denialLinesNow(gate, code).length;
       const m0 = await metrics(gate.adminUrl);
       const reply = await send(proxy.url, method, path, headers, body);
       expect(reply.status, reply.body).toBe(status);
@@ -396,14 +436,17 @@ function helpers(env: E2E): Helpers {
       expect(env.upstream.calls.length, 'the API must not be called on a denial').toBe(before);
       const m1 = await metrics(gate.adminUrl);
       const delta = (name: string, labels: Record<string, string>) => sum(m1, name, labels) - sum(m0, name, labels);
-      // nginx replays every denial. The gate keeps only rate-limit and conflict denials for the
-      // replay (their second evaluation would cost a point or a lease); an auth denial is simply
-      // decided again.
-      const kept = !AUTH_CODES.has(code);
-      const replays = proxy.kind === 'nginx' && kept ? 1 : 0;
-      const decisions = proxy.kind === 'nginx' && !kept ? 2 : 1;
-      expect(delta('gate_decisions_total', { code }), `the gate decided ${code} ${decisions}x for this request`).toBe(decisions);
-      expect(delta('gate_decisions_total', { gate: 'replay', code: 'replayed' }), 'replays served from the kept denial').toBe(replays);
+      // One client request, one decision, one log line: nginx's replay is served from the answer the
+      // gate kept for the marked first call (any code), and Caddy never replays.
+      const replays = proxy.kind === 'nginx' ? 1 : 0;
+      expect(delta('conflict_gate_decisions_total', { outcome: 'deny', code }), `the gate decided ${code} once for this request`).toBe(1);
+      expect(delta('conflict_gate_decisions_total', {}), 'decisions for this request').toBe(1);
+      expect(delta('conflict_gate_replays_total', { result: 'served' }), 'replays served from the kept denial').toBe(replays);
+      expect(delta('conflict_gate_replays_total', { result: 'evaluated' }), 'replays decided again').toBe(0);
+      const lines = await denialLines(gate, code, linesBefore);
+      expect(lines.length, `log lines for this ${code}`).toBe(1);
+      expect(lines[0]).toMatchObject({ level: 'info', msg: 'denied', outcome: 'deny', code, status, reason: problem.detail });
+      expect(typeof lines[0]!.requestId, 'the proxy\'s request id is in the line').toBe('string');
       return { reply, problem };
     },
   };

@@ -87,7 +87,7 @@ describe('a marked first call and its replay', () => {
     ['400 bad_forward_request', '/api/%2F', {}, 400, 403],
   ] as const)('%s: one decision and one log line; kept in memory only (no store write for an auth denial)', async (_n, path, claims, status, firstStatus) => {
     const id = `req-auth-${status}-${path.length}`;
-    const h = 'scope' in claims ? { Authorization: `Bearer ${await sign(key, { scope: claims.scope })}` } : {};
+    const h: Record<string, string> = 'scope' in claims ? { Authorization: `Bearer ${await sign(key, { scope: claims.scope })}` } : {};
     const m0 = await scrape(app);
     const f = await app.auth('GET', path, { ...h, ...first(id) });
     expect(f.status).toBe(firstStatus);
