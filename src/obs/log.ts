@@ -57,6 +57,8 @@ export interface ProcessLogger {
   flushLogs: () => void;
   /** Lines dropped so far because the stdout buffer was full. */
   dropped: () => number;
+  /** Writes what is buffered, then closes the destination (tests; the process's stdout is left to exit). */
+  close: () => Promise<void>;
 }
 
 const dropCounts = new WeakMap<Logger, () => number>();
@@ -87,6 +89,12 @@ export function createProcessLogger(level: string, opts: { fd?: number; maxBuffe
   return {
     log,
     dropped: count,
+    close: () =>
+      new Promise<void>((resolve) => {
+        clearInterval(timer);
+        dest.once('close', () => resolve());
+        dest.end();
+      }),
     flushLogs: () => {
       try {
         dest.flushSync();
