@@ -23,13 +23,15 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
+COPY LICENSE ./
 COPY deploy/gate.yaml /etc/conflict-gate/gate.yaml
 
 # The image's "node" user (uid 1000). Numeric, so Kubernetes' runAsNonRoot can verify it.
 USER 1000:1000
 
 # 8080: /auth, /healthz, /readyz (PORT). 9090: /healthz, /readyz, /metrics, /versions (ADMIN_PORT).
-EXPOSE 8080 9090
+# 9464: /metrics alone (server.metricsPort, which the baked-in deploy/gate.yaml sets).
+EXPOSE 8080 9090 9464
 
 # Liveness only (/healthz answers while the process runs); slim images have no curl, so node asks.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \

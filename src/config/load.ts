@@ -154,7 +154,7 @@ function safeScalar(value: string): unknown {
 
 const PORT_RE = /^\d{1,5}$/;
 
-/** PORT, ADMIN_PORT, HOST, REDIS_URL override the file (LOG_LEVEL and GATE_ADMIN_TOKEN are read by the server). */
+/** PORT, ADMIN_PORT, METRICS_PORT, HOST, REDIS_URL override the file (LOG_LEVEL and GATE_ADMIN_TOKEN are read by the server). */
 function applyEnvOverrides(root: Record<string, unknown>, env: Env, issues: ConfigIssue[]): void {
   const section = (name: string): Record<string, unknown> => {
     const existing = root[name];
@@ -174,6 +174,7 @@ function applyEnvOverrides(root: Record<string, unknown>, env: Env, issues: Conf
   };
   port('PORT', 'port');
   port('ADMIN_PORT', 'adminPort');
+  port('METRICS_PORT', 'metricsPort');
   if (env.HOST) section('server').host = env.HOST;
   if (env.REDIS_URL) section('store').url = env.REDIS_URL;
 }

@@ -170,8 +170,13 @@ export class Metrics {
     // Series that exist from the start, so a dashboard and an alert see 0 rather than nothing.
     this.decisions.labels('allow', '', '').inc(0);
     this.logDropped.inc(0);
-    for (const r of ['ok', 'error'] as const) this.reloads.labels(r).inc(0);
+    for (const r of ['ok', 'error'] as const) {
+      this.reloads.labels(r).inc(0);
+      this.jwks.labels(r).inc(0);
+    }
     for (const r of ['hit', 'miss'] as const) this.tokenCache.labels(r).inc(0);
+    for (const r of ['ok', 'stale', 'error'] as const) this.publishes.labels(r).inc(0);
+    for (const r of ['served', 'evaluated'] as const) this.replays.labels(r).inc(0);
   }
 
   /** Connects the gauges to the running gate (its store, readiness, verifier, logger). */

@@ -1,13 +1,16 @@
 // docker-compose.yml: valid against the Compose spec's JSON schema, and wired to the Dockerfile,
 // deploy/gate.yaml and the Traefik files. No Docker engine needed: everything is read and parsed.
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { dirname, join, posix } from 'node:path';
 import { Ajv2019 } from 'ajv/dist/2019.js';
-import { describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEV_AUDIENCE, DEV_ISSUER } from '../../src/dev.js';
-import { runCli } from '../helpers/gate.js';
+import { runCli, startGate, type RunningGate } from '../helpers/gate.js';
+import { startJwksServer, type JwksServer } from '../helpers/jwks-server.js';
+import { jwks, makeKey } from '../helpers/tokens.js';
 import {
   CONTRACT_ENV, GATE_DEFAULTS, ROOT, composeEnv, composeInterpolate, execForm, gateYamlVars, parseDockerfile, readText, yamlDoc,
 } from './files.js';
@@ -193,5 +196,52 @@ describe('docker-compose.yml and the Traefik files agree', () => {
 
   test('traefik starts once the gate is healthy (no 500s while it boots)', () => {
     expect(traefik.depends_on['conflict-gate']).toEqual({ condition: 'service_healthy' });
+  });
+});
+
+describe("conflict-gate's healthcheck: readiness, run for real", () => {
+  const hc = gate.healthcheck as { test: string[] };
+  const run = (env: Record<string, string>) =>
+    new Promise<number | null>((resolve) => {
+      const [, ...args] = hc.test.slice(1);
+      const p = spawn(process.execPath, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: 'ignore' });
+      p.once('exit', (code) => resolve(code));
+    });
+  const gateEnv = (jwksUrl: string) => ({ JWKS_URL: jwksUrl, JWT_ISSUER: 'https://idp.example/', JWT_AUDIENCE: 'orders-api', REDIS_URL: 'redis://127.0.0.1:9/0', METRICS_PORT: '0' });
+  let jwksServer: JwksServer;
+  let degraded: RunningGate;
+  let keyless: RunningGate;
+
+  beforeAll(async () => {
+    jwksServer = await startJwksServer(jwks(await makeKey('ES256')).keys);
+    // Redis down, fail-open modes (deploy/gate.yaml's): degraded, healthy. No signing keys: not ready.
+    [degraded, keyless] = await Promise.all([
+      startGate({ configFile: join(ROOT, 'deploy/gate.yaml'), env: gateEnv(jwksServer.url) }),
+      startGate({ configFile: join(ROOT, 'deploy/gate.yaml'), env: gateEnv('http://127.0.0.1:9/jwks.json') }),
+    ]);
+  });
+  afterAll(async () => {
+    await Promise.allSettled([degraded?.stop(), keyless?.stop()]);
+    await jwksServer?.close();
+  });
+
+  test('is exec form: node asking /readyz on the main port', () => {
+    expect(hc.test[0]).toBe('CMD');
+    expect(hc.test[1]).toBe('node');
+    expect(hc.test.at(-1)).toContain('/readyz');
+    expect(hc.test.at(-1)).not.toContain('strict');
+  });
+
+  test('healthy while Redis is down and the fail modes fail open (so Traefik keeps its endpoint)', async () => {
+    for (let i = 0; i < 100; i++) {
+      const r = (await (await fetch(`${degraded.url}/readyz`)).json()) as { status: string };
+      if (r.status === 'degraded') break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    expect(await run({ PORT: String(degraded.port) })).toBe(0);
+  });
+
+  test('unhealthy while the signing keys are not loaded', async () => {
+    expect(await run({ PORT: String(keyless.port) })).not.toBe(0);
   });
 });

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DEV_SEEDED } from '../../src/dev.js';
 import { startGate, type RunningGate } from '../helpers/gate.js';
+import { freePort } from '../helpers/net.js';
 import { ROOT, composeEnv, composeInterpolate, yamlDoc } from './files.js';
 
 const ADMIN_TOKEN = 'demo-admin-token';
@@ -59,7 +60,7 @@ beforeAll(async () => {
   gate = await startGate({
     configFile: `${ROOT}/deploy/gate.yaml`,
     // The memory store keeps the run independent of any Redis; the wiring under test is auth and headers.
-    env: { ...gateEnv, JWKS_URL: jwksUrl, REDIS_URL: 'memory', GATE_ADMIN_TOKEN: ADMIN_TOKEN, LOG_LEVEL: 'warn' },
+    env: { ...gateEnv, JWKS_URL: jwksUrl, REDIS_URL: 'memory', GATE_ADMIN_TOKEN: ADMIN_TOKEN, LOG_LEVEL: 'warn', METRICS_PORT: String(await freePort()) },
   });
   for (let i = 0; i < 100 && (await fetch(`${gate.adminUrl}/readyz`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
 });
@@ -139,7 +140,7 @@ describe('the compose demo, as Traefik calls the gate', () => {
 test('with compose\'s default (empty) GATE_ADMIN_TOKEN, the admin API refuses everyone', async () => {
   const bare = await startGate({
     configFile: `${ROOT}/deploy/gate.yaml`,
-    env: { ...gateEnv, JWKS_URL: jwksUrl, REDIS_URL: 'memory', LOG_LEVEL: 'warn' },
+    env: { ...gateEnv, JWKS_URL: jwksUrl, REDIS_URL: 'memory', LOG_LEVEL: 'warn', METRICS_PORT: String(await freePort()) },
   });
   try {
     expect(gateEnv.GATE_ADMIN_TOKEN).toBe('');

@@ -5,7 +5,7 @@ import { join, posix } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startGate, type RunningGate } from '../helpers/gate.js';
 import { freePort } from '../helpers/net.js';
-import { GATE_DEFAULTS, ROOT, dockerignoreKeeps, execForm, parseDockerfile, readText, type Instruction } from './files.js';
+import { GATE_DEFAULTS, ROOT, dockerignoreKeeps, execForm, gateYaml, parseDockerfile, readText, type Instruction } from './files.js';
 
 const steps = parseDockerfile(readText('Dockerfile'));
 const lastStage = Math.max(...steps.map((s) => s.stage));
@@ -88,9 +88,16 @@ describe('Dockerfile stages', () => {
     expect(Number(user.split(':')[0])).toBeGreaterThan(0);
   });
 
-  test("EXPOSEs the gate's default main and admin ports", () => {
+  test("EXPOSEs the gate's default main and admin ports, and the metrics port the baked-in config sets", () => {
     const ports = one(final, 'EXPOSE').args.split(/\s+/).map((p) => Number(p.replace(/\/tcp$/, '')));
-    expect(ports.sort()).toEqual([GATE_DEFAULTS.port, GATE_DEFAULTS.adminPort].sort());
+    expect(ports.sort()).toEqual([GATE_DEFAULTS.port, GATE_DEFAULTS.adminPort, gateYaml().server.metricsPort as number].sort());
+  });
+
+  test('ships the LICENSE (MIT, as package.json says)', () => {
+    expect(final.some((i) => i.cmd === 'COPY' && /^LICENSE\s/.test(i.args))).toBe(true);
+    expect(dockerignoreKeeps(ignore, 'LICENSE')).toBe(true);
+    expect(readText('LICENSE')).toMatch(/^MIT License\n/);
+    expect(JSON.parse(readText('package.json')).license).toBe('MIT');
   });
 });
 
@@ -127,7 +134,7 @@ describe('Dockerfile process', () => {
       gate = await startGate({
         configFile: join(ROOT, 'deploy/gate.yaml'),
         // The store and the JWKS are down: /healthz must not care (liveness, not readiness).
-        env: { JWKS_URL: 'http://127.0.0.1:9/jwks.json', JWT_ISSUER: 'https://idp.example/', JWT_AUDIENCE: 'orders-api', REDIS_URL: 'redis://127.0.0.1:9/0' },
+        env: { JWKS_URL: 'http://127.0.0.1:9/jwks.json', JWT_ISSUER: 'https://idp.example/', JWT_AUDIENCE: 'orders-api', REDIS_URL: 'redis://127.0.0.1:9/0', METRICS_PORT: String(await freePort()) },
       });
     });
     afterAll(async () => {

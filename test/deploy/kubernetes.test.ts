@@ -4,12 +4,12 @@ import { readdirSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { IngressRoute, Middleware } from '@kubernetes-models/traefik/traefik.io/v1alpha1';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
-import { Ingress } from 'kubernetes-models/networking.k8s.io/v1';
+import { Ingress, NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, Namespace, Secret, Service } from 'kubernetes-models/v1';
 import { describe, expect, test } from 'vitest';
 import { runCli } from '../helpers/gate.js';
-import { CONTRACT_ENV, GATE_DEFAULTS, ROOT, execForm, gateYamlVars, parseDockerfile, readText, yamlDoc, yamlDocs } from './files.js';
+import { CONTRACT_ENV, GATE_DEFAULTS, ROOT, execForm, gateYaml, gateYamlVars, parseDockerfile, readText, yamlDoc, yamlDocs } from './files.js';
 
 type Obj = Record<string, any>;
 type Model = new (data: any) => { validate(): void };
@@ -23,6 +23,7 @@ const MODELS: Record<string, Model> = {
   'apps/v1/StatefulSet': StatefulSet,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
   'networking.k8s.io/v1/Ingress': Ingress,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'traefik.io/v1alpha1/Middleware': Middleware,
   'traefik.io/v1alpha1/IngressRoute': IngressRoute,
 };
@@ -125,9 +126,11 @@ describe('the gate Deployment', () => {
     expect(container.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
   });
 
-  test("declares the gate's default ports as http and admin", () => {
+  test("declares the gate's default ports as http and admin, and gate.yaml's server.metricsPort as metrics", () => {
     const ports = Object.fromEntries((container.ports as Obj[]).map((p) => [p.name, p.containerPort]));
-    expect(ports).toEqual({ http: GATE_DEFAULTS.port, admin: GATE_DEFAULTS.adminPort });
+    expect(ports).toEqual({ http: GATE_DEFAULTS.port, admin: GATE_DEFAULTS.adminPort, metrics: gateYaml().server.metricsPort });
+    expect(pod).toBeDefined();
+    expect(deployment.spec.template.metadata.annotations['prometheus.io/port']).toBe(String(gateYaml().server.metricsPort));
   });
 
   test.each([
@@ -176,6 +179,15 @@ describe('the gate Deployment', () => {
     expect(resolvedEnv().GATE_ADMIN_TOKEN).toBe('');
   });
 
+  test('takes REDIS_URL (which may carry credentials) from a Secret, never from a ConfigMap', () => {
+    const e = (container.env as Obj[]).find((x) => x.name === 'REDIS_URL')!;
+    expect(e.valueFrom.secretKeyRef).toEqual({ name: 'conflict-gate-redis', key: 'REDIS_URL' });
+    for (const cm of objects.filter((o) => o.kind === 'ConfigMap')) {
+      expect(Object.keys(cm.data ?? {})).not.toContain('REDIS_URL');
+      for (const v of Object.values(cm.data ?? {}) as string[]) expect(v).not.toMatch(/redis:\/\/[^\s"]*:[^\s"]*@/);
+    }
+  });
+
   test('REDIS_URL points at the Redis Service, on its port', () => {
     const url = new URL(resolvedEnv().REDIS_URL!);
     const svc = find('Service', url.hostname);
@@ -194,6 +206,7 @@ describe('the gate Service', () => {
   test.each([
     ['http', GATE_DEFAULTS.port],
     ['admin', GATE_DEFAULTS.adminPort],
+    ['metrics', gateYaml().server.metricsPort as number],
   ])('exposes %s on port %i, targeting the container port of that name', (name, port) => {
     expect(portOf(gateService, name)).toMatchObject({ port, targetPort: name });
   });
@@ -235,4 +248,37 @@ describe('Traefik routing on Kubernetes', () => {
       portOf(find('Service', ref.name), ref.port.name ?? ref.port.number);
     },
   );
+});
+
+describe('NetworkPolicies', () => {
+  const policies = objects.filter((o) => o.kind === 'NetworkPolicy');
+  const podsOf = (sel: Record<string, string>) => objects.filter((o) => ['Deployment', 'StatefulSet'].includes(o.kind) && matches(sel, o.spec.template.metadata.labels));
+  const portNames = (w: Obj) => (w.spec.template.spec.containers as Obj[]).flatMap((c) => (c.ports ?? []).map((p: Obj) => p.name as string));
+  const rulesFor = (name: string) => (find('NetworkPolicy', name).spec.ingress as Obj[]).filter((r) => (r.ports as Obj[]).length > 0);
+
+  test('one for the gate and one for Redis, each selecting exactly one workload, on ports it declares', () => {
+    expect(policies.map((p) => p.metadata.name).sort()).toEqual(['conflict-gate', 'redis']);
+    for (const p of policies) {
+      const workloads = podsOf(p.spec.podSelector.matchLabels);
+      expect(workloads, p.metadata.name).toHaveLength(1);
+      expect(p.spec.policyTypes).toEqual(['Ingress']);
+      for (const rule of p.spec.ingress as Obj[]) for (const port of rule.ports as Obj[]) expect(portNames(workloads[0]!)).toContain(port.port);
+    }
+  });
+
+  test('the gate: /auth from Traefik only, the admin API from publishers only, metrics from the monitoring namespace only', () => {
+    const byPort = Object.fromEntries(rulesFor('conflict-gate').map((r) => [(r.ports as Obj[])[0]!.port, r.from as Obj[]]));
+    expect(Object.keys(byPort).sort()).toEqual(['admin', 'http', 'metrics']);
+    expect(byPort.http).toEqual([{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'traefik' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'traefik' } } }]);
+    expect(byPort.admin![0]!.podSelector.matchLabels).toEqual({ 'conflict-gate.dev/publisher': 'true' });
+    expect(byPort.metrics).toEqual([{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }]);
+    // every port of the gate's Service is opened to someone, and none to everyone
+    expect((gateService.spec.ports as Obj[]).map((p) => p.targetPort).sort()).toEqual(Object.keys(byPort).sort());
+    for (const from of Object.values(byPort)) expect((from as Obj[]).length).toBeGreaterThan(0);
+  });
+
+  test('Redis: from the gate\'s pods only', () => {
+    const [rule] = rulesFor('redis');
+    expect(rule!.from).toEqual([{ podSelector: { matchLabels: deployment.spec.selector.matchLabels } }]);
+  });
 });
