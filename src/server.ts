@@ -237,17 +237,25 @@ export const KEEP_ALIVE_MS = 95_000;
 export const HEADERS_TIMEOUT_MS = 96_000;
 
 /**
- * Listens on `host`; with `dualStack` (HOST not set) that is `::`, which takes IPv6 and IPv4 clients
- * alike, and 0.0.0.0 on a machine without IPv6.
+ * Listens at `host`; with `dualStack` (HOST not set, so `::`, which takes IPv6 and IPv4 clients
+ * alike) it falls back to 0.0.0.0 on a machine without IPv6 (a kernel booted with ipv6.disable=1).
  */
-async function listen(app: Hono<any>, port: number, host: string, firstByteMs: number, dualStack = false): Promise<ServerType> {
+export async function withIpv4Fallback<T>(listenAt: (host: string) => Promise<T>, host: string, dualStack: boolean): Promise<T> {
   try {
-    return await listenOn(app, port, host, firstByteMs);
+    return await listenAt(host);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (dualStack && (code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL')) return listenOn(app, port, '0.0.0.0', firstByteMs);
+    if (dualStack && (code === 'EAFNOSUPPORT' || code === 'EADDRNOTAVAIL')) return listenAt('0.0.0.0');
     throw err;
   }
+}
+
+/** A listener that could not start says which one it was (`cannot listen on [::]:9090 (the admin listener, ADMIN_PORT)`). */
+function listen(app: Hono<any>, port: number, host: string, firstByteMs: number, dualStack: boolean, listener: string): Promise<ServerType> {
+  return withIpv4Fallback((h) => listenOn(app, port, h, firstByteMs), host, dualStack).catch((err: unknown) => {
+    if (err && typeof err === 'object') (err as { listener?: string }).listener = listener;
+    throw err;
+  });
 }
 
 function listenOn(app: Hono<any>, port: number, host: string, firstByteMs: number): Promise<ServerType> {
@@ -276,10 +284,10 @@ export async function startServer(deps: Deps, opts: AppOptions): Promise<Running
   deps.verifier.start();
   const servers: ServerType[] = [];
   try {
-    servers.push(await listen(gate, port, host, idleTimeoutMs, dualStack));
-    servers.push(await listen(admin, adminPort, host, idleTimeoutMs, dualStack));
+    servers.push(await listen(gate, port, host, idleTimeoutMs, dualStack, 'the main listener, PORT'));
+    servers.push(await listen(admin, adminPort, host, idleTimeoutMs, dualStack, 'the admin listener, ADMIN_PORT'));
     // /metrics on its own port: a NetworkPolicy can open it to Prometheus without the versions API.
-    if (metricsPort !== undefined) servers.push(await listen(createMetricsApp(deps.metrics), metricsPort, host, idleTimeoutMs, dualStack));
+    if (metricsPort !== undefined) servers.push(await listen(createMetricsApp(deps.metrics), metricsPort, host, idleTimeoutMs, dualStack, 'the metrics listener, server.metricsPort'));
   } catch (err) {
     for (const s of servers) s.close();
     throw err;

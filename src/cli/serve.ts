@@ -66,8 +66,9 @@ export async function serve(a: ServeArgs, env: Env): Promise<number> {
       reload,
     });
   } catch (err) {
-    const e = err as NodeJS.ErrnoException & { port?: number; address?: string };
-    const where = e.address !== undefined ? ` ${e.address}:${e.port}` : '';
+    const e = err as NodeJS.ErrnoException & { port?: number; address?: string; listener?: string };
+    const at = e.address === undefined ? '' : ` on ${e.address.includes(':') ? `[${e.address}]` : e.address}:${e.port}`;
+    const where = `${at}${e.listener ? ` (${e.listener})` : ''}`;
     process.stderr.write(`conflict-gate: cannot listen${where}: ${e.code === 'EADDRINUSE' ? 'address already in use' : e.message}\n`);
     await deps.store.close();
     dev?.cleanup();
