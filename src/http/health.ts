@@ -10,6 +10,8 @@ export interface ReadinessReport {
    * an outage. `not_ready`: anything else.
    */
   status: 'ready' | 'degraded' | 'not_ready';
+  /** `/readyz` answers 200: ready or degraded. */
+  ready: boolean;
   /** The first round's meaning (`/readyz?strict=1`): the store answers and keys are loaded. */
   strictReady: boolean;
   checks: { store: boolean; keys: boolean };
@@ -40,10 +42,10 @@ export function failClosedModes(c: Pick<Compiled, 'rateLimit' | 'conflict'>): st
 export function readinessOf(store: boolean, keys: boolean, failClosed: readonly string[]): ReadinessReport {
   const checks = { store, keys };
   const strictReady = store && keys;
-  if (!keys) return { status: 'not_ready', strictReady, checks, reason: 'signing keys are not loaded' };
-  if (store) return { status: 'ready', strictReady, checks };
-  if (failClosed.length === 0) return { status: 'degraded', strictReady, checks, reason: 'the store does not answer; every onStoreError fails open' };
-  return { status: 'not_ready', strictReady, checks, reason: `the store does not answer and ${failClosed.join(', ')} is deny` };
+  if (!keys) return { status: 'not_ready', ready: false, strictReady, checks, reason: 'signing keys are not loaded' };
+  if (store) return { status: 'ready', ready: true, strictReady, checks };
+  if (failClosed.length === 0) return { status: 'degraded', ready: true, strictReady, checks, reason: 'the store does not answer; every onStoreError fails open' };
+  return { status: 'not_ready', ready: false, strictReady, checks, reason: `the store does not answer and ${failClosed.join(', ')} is deny` };
 }
 
 /** /healthz: 200 while the process runs. /readyz: see readinessOf; `/readyz?strict=1`: store and keys. */
@@ -55,6 +57,6 @@ export function mountHealth(app: Hono<any>, ready: Readiness): void {
     if (strict !== undefined && strict !== '0' && strict !== 'false') {
       return c.json({ status: r.strictReady ? 'ready' : 'not_ready', checks: r.checks }, r.strictReady ? 200 : 503);
     }
-    return c.json({ status: r.status, checks: r.checks, ...(r.reason ? { reason: r.reason } : {}) }, r.status === 'not_ready' ? 503 : 200);
+    return c.json({ status: r.status, checks: r.checks, ...(r.reason ? { reason: r.reason } : {}) }, r.ready ? 200 : 503);
   });
 }

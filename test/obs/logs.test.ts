@@ -121,7 +121,7 @@ const CASES: Case[] = [
     status: 403,
     gate: 'auth',
     send: async (id) => call(g, 'PUT', '/api/orders/2', id, { Authorization: `Bearer ${await token({ scope: 'orders:read' })}`, 'If-Match': '"2"' }),
-    expect: { rule: 'POST,PUT,PATCH,DELETE /api/orders/*' },
+    expect: { rule: 'POST,PUT,PATCH,DELETE /api/orders/*', client: 'lena' },
   },
   { code: 'untrusted_source', status: 403, gate: 'forward', send: (id) => call(g, 'GET', '/api/x', id, {}, '[::1]'), expect: { ip: '::1' } },
   {
