@@ -146,7 +146,7 @@ describe('admin POST /explain', () => {
   let g: RunningGate;
   beforeAll(async () => {
     g = await startGate({ configFile: config, env: { GATE_ADMIN_TOKEN: ADMIN } });
-    for (let i = 0; i < 50 && (await fetch(`${g.url}/readyz`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 50 && (await fetch(`${g.url}/readyz?strict=1`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
   });
   afterAll(() => g.stop());
 

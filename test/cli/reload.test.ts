@@ -169,7 +169,7 @@ auth:
     dir = mkdtempSync(join(tmpdir(), 'cg-inflight-'));
     writeFileSync(join(dir, 'gate.yaml'), cfg('a'));
     g = await startGate({ configFile: join(dir, 'gate.yaml'), env: { GATE_ADMIN_TOKEN: ADMIN } });
-    await until(async () => (await fetch(`${g.url}/readyz`)).status === 200);
+    await until(async () => (await fetch(`${g.url}/readyz?strict=1`)).status === 200);
   });
   afterAll(async () => {
     await g.stop();

@@ -140,12 +140,14 @@ describe('loading', () => {
   test('defaults fill every section a minimal file leaves out', () => {
     const r = loadConfigFile(join(FIX, 'valid-minimal.yaml'), {});
     expect(r.ok && r.config).toMatchObject({
-      server: { port: 8080, adminPort: 9090, host: '0.0.0.0' },
+      server: { port: 8080, adminPort: 9090, logAllows: 0 },
       store: { url: 'redis://127.0.0.1:6379/0', keyPrefix: 'cg:' },
       auth: { clientIdClaim: 'sub', clockTolerance: '5s' },
       rateLimit: { onStoreError: 'memory', rules: [] },
       conflict: { ifMatchStatus: 412, unknownResource: 'allow', onStoreError: 'allow', claim: { enabled: false, lease: '5s' } },
     });
+    // No host: the listeners take IPv6 and IPv4 (::), or 0.0.0.0 without IPv6.
+    expect(r.ok && r.config.server.host).toBeUndefined();
   });
 
   test('${VAR} is replaced from the environment; a whole-value variable keeps its YAML type', () => {

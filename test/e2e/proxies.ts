@@ -353,6 +353,8 @@ export async function startExampleGate(opts: { prefix: string; key: TestKey; cla
     env: { REDIS_URL: SHARED_REDIS_URL },
   });
   track(gate.proc);
+  // Until Redis answers, the fail modes would answer (and /readyz says degraded): wait for the store.
+  for (let i = 0; i < 100 && (await fetch(`${gate.url}/readyz?strict=1`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
   return gate;
 }
 

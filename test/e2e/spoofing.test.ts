@@ -42,6 +42,7 @@ for (const kind of ['caddy', 'nginx'] as const) {
       upstream = await startUpstream();
       gate = await startGate({ configFile: join(dir, 'gate.yaml'), env: { REDIS_URL: SHARED_REDIS_URL } });
       track(gate.proc);
+      for (let i = 0; i < 100 && (await fetch(`${gate.url}/readyz?strict=1`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
       const out = await runCli(['proxy-config', '--for', kind, '--config', join(dir, 'gate.yaml')], { REDIS_URL: SHARED_REDIS_URL });
       expect(out.code, out.stderr).toBe(0);
       expect(out.stdout).toContain('X-Auth-Plan');

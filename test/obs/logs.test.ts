@@ -89,6 +89,7 @@ beforeAll(async () => {
   // A store that never answers (a closed port, with a password in its URL) and conflict.onStoreError deny.
   const dead = await freePort();
   down = await startGate({ yaml: yaml(uniquePrefix('obs-logs-down'), 'deny'), env: { REDIS_URL: `redis://:${REDIS_PASSWORD}@127.0.0.1:${dead}/0` } });
+  for (let i = 0; i < 100 && (await fetch(`${g.url}/readyz?strict=1`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
   const put = (key: string, version: string) =>
     fetch(`${g.adminUrl}/versions/${key}`, { method: 'PUT', headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ version }) });
   expect((await put('orders:2', '2')).status).toBe(200);

@@ -25,7 +25,7 @@ store: { url: "${SHARED_REDIS_URL}", keyPrefix: "${prefix}" }
 ${sections}`,
     files: { 'jwks.json': JSON.stringify(jwks(key)) },
   });
-  for (let i = 0; i < 50 && (await fetch(`${g.url}/readyz`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 50 && (await fetch(`${g.url}/readyz?strict=1`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
   return { g, prefix };
 }
 

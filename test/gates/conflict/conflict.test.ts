@@ -30,7 +30,7 @@ conflict:
 ${conflict}`,
     files: { 'jwks.json': JSON.stringify(jwks(key)) },
   });
-  for (let i = 0; i < 50 && (await fetch(`${g.url}/readyz`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 50 && (await fetch(`${g.url}/readyz?strict=1`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
   return { g, prefix };
 }
 
@@ -153,7 +153,9 @@ conflict:
         expect(res.status).toBe(200);
         expect(res.headers.get('x-resource-version')).toBe('');
       }
-      expect((await fetch(`${g.url}/readyz`)).status).toBe(503);
+      // Readiness follows the fail mode: deny is not ready, allow (rateLimit's default memory too) degraded.
+      expect((await fetch(`${g.url}/readyz`)).status).toBe(mode === 'deny' ? 503 : 200);
+      expect((await fetch(`${g.url}/readyz?strict=1`)).status).toBe(503);
       await g.stop();
     }
   });

@@ -19,12 +19,13 @@ ${extra}
 ${rules}
 `;
 
-async function waitReady(g: RunningGate, want: number) {
+/** `query` "?strict=1": the store answers and keys are loaded (plain /readyz follows the fail modes). */
+async function waitReady(g: RunningGate, want: number, query = '') {
   for (let i = 0; i < 100; i++) {
-    if ((await fetch(`${g.url}/readyz`)).status === want) return;
+    if ((await fetch(`${g.url}/readyz${query}`)).status === want) return;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`/readyz never became ${want}`);
+  throw new Error(`/readyz${query} never became ${want}`);
 }
 
 describe('three gate processes on one Redis', () => {
@@ -86,14 +87,17 @@ describe('Redis killed while requests flow, then restarted', () => {
     return { res, ms: Date.now() - started };
   };
 
-  test('each fail mode does what it says; nothing hangs; the process stays up; /readyz says 503', async () => {
+  test('each fail mode does what it says; nothing hangs; the process stays up; /readyz follows the fail mode', async () => {
     for (const g of Object.values(gates)) await waitReady(g!, 200);
     // One request while Redis is up: each replica has spent one shared point.
     for (const g of Object.values(gates)) expect((await call(g!)).res.status).toBe(200);
 
     await redis.kill();
-    for (const g of Object.values(gates)) await waitReady(g!, 503);
-    expect((await fetch(`${gates.memory!.adminUrl}/readyz`)).status).toBe(503);
+    for (const g of Object.values(gates)) await waitReady(g!, 503, '?strict=1');
+    // Fail-open modes stay ready (degraded); deny is not ready (CONTRACT.md, "Readiness").
+    expect((await fetch(`${gates.memory!.adminUrl}/readyz`)).status).toBe(200);
+    expect((await fetch(`${gates.allow!.url}/readyz`)).status).toBe(200);
+    expect((await fetch(`${gates.deny!.url}/readyz`)).status).toBe(503);
 
     // memory: the replica carries on from the shared count it last saw (it spent the first of the
     // 3 shared points of its key prefix, so it saw 2 left): it grants those 2, not a fresh 3 (issue 13 item 13).
@@ -131,7 +135,7 @@ describe('Redis killed while requests flow, then restarted', () => {
 });
 
 describe('a hung Redis (socket open, nothing answers)', () => {
-  test('/readyz turns 503, requests stay bounded by the command timeout, and it recovers', async () => {
+  test('/readyz?strict=1 turns 503 (plain /readyz says degraded), requests stay bounded by the command timeout, and it recovers', async () => {
     const redis = await startOwnRedis();
     const g = await startGate({
       yaml: config(redis.url, uniquePrefix('hung'), '    - { name: r, limit: 100, window: 60s }', '  onStoreError: memory'),
@@ -140,7 +144,8 @@ describe('a hung Redis (socket open, nothing answers)', () => {
     try {
       await waitReady(g, 200);
       redis.pause();
-      await waitReady(g, 503);
+      await waitReady(g, 503, '?strict=1');
+      expect(await (await fetch(`${g.url}/readyz`)).json()).toMatchObject({ status: 'degraded' });
       const started = Date.now();
       const res = await forward(g.url, 'GET', '/api/x', { Authorization: `Bearer ${await sign(key, { sub: 'hung' })}` });
       expect(res.status).toBe(200); // the memory fail mode answered
