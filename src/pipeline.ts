@@ -5,6 +5,7 @@ import { H } from './core/http.js';
 import type { Caller, RunMode, Step } from './core/step.js';
 import type { AuthGate } from './gates/auth/gate.js';
 import type { ConflictGate } from './gates/conflict/gate.js';
+import type { BodyStream } from './gates/idempotency/body.js';
 import type { RateLimitGate } from './gates/ratelimit/limiter.js';
 
 export interface Gates {
@@ -28,14 +29,22 @@ export function shadowLabel(d: Deny): string {
   return `${d.gate}/${d.code}`;
 }
 
+export interface PipelineOptions {
+  /** The /auth call's body stream: read only when an Idempotency-Key rule needs its hash (Traefik forwardBody). */
+  body?: BodyStream;
+}
+
 /**
  * The order matters: a request that fails auth never spends the client's rate-limit budget, and a
  * request over its limit never touches the version cache or takes a lease. A shadowed denial does
  * not stop the pipeline: the next gate runs as it would for an allow.
  *
  * `explain` runs the same gates without side effects (gates peek instead of consuming).
+ *
+ * `conflict.refundRateLimit`: a write the conflict gate refuses (412, 409, 428) gets its
+ * rate-limit point back, also when that denial is shadowed (the store sees what enforce does).
  */
-export async function runPipeline(facts: RequestFacts, gates: Gates, mode: RunMode = 'live'): Promise<PipelineResult> {
+export async function runPipeline(facts: RequestFacts, gates: Gates, mode: RunMode = 'live', opts: PipelineOptions = {}): Promise<PipelineResult> {
   const steps: Step[] = [];
   const shadowed: Deny[] = [];
   const headers: Record<string, string> = {};
@@ -56,8 +65,12 @@ export async function runPipeline(facts: RequestFacts, gates: Gates, mode: RunMo
   denied = fold(limited.step);
   if (denied) return { decision: denied, steps, shadowed, caller };
 
-  denied = fold(await gates.conflict.check(facts, mode));
-  if (denied) return { decision: denied, steps, shadowed, caller };
+  const conflict = await gates.conflict.check(facts, mode, { caller, body: opts.body });
+  if (conflict.refund && limited.taken && gates.conflict.refundsRateLimit) await gates.rateLimit.refund(limited.taken);
+  for (const step of conflict.steps) {
+    denied = fold(step);
+    if (denied) return { decision: denied, steps, shadowed, caller };
+  }
 
   headers[H.resourceKey] ??= '';
   headers[H.resourceVersion] ??= '';

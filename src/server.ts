@@ -35,6 +35,8 @@ export interface Generation {
   gates: Gates;
   forwarded: ForwardedOptions;
   replay: ReplayCache;
+  /** conflict.versionTtl: versions published through the admin API expire unless published again within it. */
+  versionTtlMs: number | undefined;
 }
 
 export type ReloadOutcome = { ok: true; sha256: string; changed: boolean } | { ok: false; issues: ConfigIssue[] };
@@ -152,15 +154,9 @@ function buildGeneration(compiled: Compiled, sha256: string, store: VersionStore
   const gates: Gates = {
     auth: new AuthGate(a, verifier),
     rateLimit: new RateLimitGate({ rules: compiled.rateLimit.rules, onStoreError: compiled.rateLimit.onStoreError, ipv6Subnet: compiled.rateLimit.ipv6Subnet, store, metrics, now }),
-    conflict: new ConflictGate({
-      resources: compiled.conflict.resources,
-      policy: { ifMatchStatus: compiled.conflict.ifMatchStatus, unknownResource: compiled.conflict.unknownResource, onStoreError: compiled.conflict.onStoreError },
-      claim: compiled.conflict.claim,
-      store,
-      metrics,
-    }),
+    conflict: new ConflictGate({ conflict: compiled.conflict, store, metrics }),
   };
-  return { compiled, sha256, verifier, gates, forwarded: forwardedOptions(compiled), replay: new ReplayCache(store, compiled.server.replayTtlMs, now) };
+  return { compiled, sha256, verifier, gates, forwarded: forwardedOptions(compiled), replay: new ReplayCache(store, compiled.server.replayTtlMs, now), versionTtlMs: compiled.conflict.versionTtlMs };
 }
 
 /** Builds the whole object graph without listening: what `serve` runs and what tests drive with app.request. */

@@ -1,12 +1,18 @@
-// conflict-gate/client: publish versions from an upstream service after each successful write.
+// conflict-gate/client: publish versions from an upstream service after each successful write; optimistic writes for API consumers.
+import { idempotencyScope, type KeyOwner } from '../gates/idempotency/scope.js';
 import { RedisStore } from '../store/redis.js';
-import type { PublishResult } from '../store/port.js';
+import type { IdempotencyEnd, PublishResult } from '../store/port.js';
 
-export type { PublishResult };
+export type { IdempotencyEnd, KeyOwner, PublishResult };
+export { optimisticWrite, OptimisticWriteError, type OptimisticOptions, type OptimisticResult, type OptimisticStats, type RetryEvent } from './optimistic.js';
 
-/** Where the publisher writes: the version cache in Redis directly, or the gate's admin API. */
+/**
+ * Where the publisher writes: the version cache in Redis directly, or the gate's admin API.
+ * Through Redis, `versionTtlMs` is the gate's `conflict.versionTtl` (the admin API applies the
+ * gate's own).
+ */
 export type PublisherTarget =
-  | { redis: { url: string; keyPrefix?: string; commandTimeoutMs?: number; connectTimeoutMs?: number } }
+  | { redis: { url: string; keyPrefix?: string; commandTimeoutMs?: number; connectTimeoutMs?: number; versionTtlMs?: number } }
   | { admin: { url: string; token: string; timeoutMs?: number } };
 
 export class PublishError extends Error {
@@ -21,6 +27,7 @@ export class PublishError extends Error {
 
 interface Backend {
   publish(key: string, version: string): Promise<PublishResult>;
+  endIdempotency(owner: KeyOwner, key: string, forget: boolean): Promise<IdempotencyEnd>;
   release(key: string): Promise<void>;
   get(key: string): Promise<string | null>;
   remove(key: string): Promise<boolean>;
@@ -67,6 +74,19 @@ export class VersionPublisher {
     return this.backend.release(resourceKey);
   }
 
+  /**
+   * Ends the in-flight state of a request with an Idempotency-Key once the upstream has stored its
+   * result, so a retry of it passes the gate at once instead of getting 409 until `inFlight` runs
+   * out. `owner` is whose key it is: `{ client }` = the token's client id (auth.clientIdClaim,
+   * `sub` by default, which the gate sends as X-Auth-Subject), `{ ip }` on a public route; `key`
+   * is X-Idempotency-Key. With `forget: true` the key is freed instead (the upstream stored
+   * nothing, e.g. its own precondition refused the write, and the client may reuse the key).
+   * `missing` when the gate has no record of it.
+   */
+  endIdempotency(owner: KeyOwner, key: string, opts: { forget?: boolean } = {}): Promise<IdempotencyEnd> {
+    return this.backend.endIdempotency(owner, key, opts.forget === true);
+  }
+
   /** Forgets the version (a deleted resource). */
   remove(resourceKey: string): Promise<boolean> {
     return this.backend.remove(resourceKey);
@@ -77,7 +97,7 @@ export class VersionPublisher {
   }
 }
 
-function redisBackend(o: { url: string; keyPrefix?: string; commandTimeoutMs?: number; connectTimeoutMs?: number }): Backend {
+function redisBackend(o: { url: string; keyPrefix?: string; commandTimeoutMs?: number; connectTimeoutMs?: number; versionTtlMs?: number }): Backend {
   const store = new RedisStore({ url: o.url, keyPrefix: o.keyPrefix ?? 'cg:', commandTimeoutMs: o.commandTimeoutMs ?? 1000, connectTimeoutMs: o.connectTimeoutMs ?? 2000 });
   const connectMs = o.connectTimeoutMs ?? 2000;
   // The store fails fast when disconnected; a publisher may first wait for the connection.
@@ -96,7 +116,8 @@ function redisBackend(o: { url: string; keyPrefix?: string; commandTimeoutMs?: n
     });
   };
   return {
-    publish: async (k, v) => (await ready(), store.publish(k, v)),
+    publish: async (k, v) => (await ready(), store.publish(k, v, o.versionTtlMs)),
+    endIdempotency: async (owner, key, forget) => (await ready(), store.endIdempotent(idempotencyScope(owner, key), forget)),
     release: async (k) => (await ready(), store.endClaim(k)),
     get: async (k) => (await ready(), store.getVersion(k)),
     remove: async (k) => (await ready(), store.remove(k)),
@@ -120,6 +141,17 @@ function adminBackend(o: { url: string; token: string; timeoutMs?: number }): Ba
     throw new PublishError(`admin API answered ${res.status}${problem.code ? ` ${problem.code}` : ''}`, res.status);
   };
   const backend: Backend = {
+    endIdempotency: async (owner, key, forget) => {
+      const res = await fetch(`${base}/idempotency/end`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${o.token}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ ...('client' in owner ? { client: owner.client } : { ip: owner.ip }), key, ...(forget ? { forget: true } : {}) }),
+        signal: AbortSignal.timeout(o.timeoutMs ?? 2000),
+      });
+      if (res.status === 200) return ((await res.json()) as { ended: boolean }).ended ? 'ended' : 'already_ended';
+      if (res.status === 404) return 'missing';
+      return fail(res);
+    },
     release: async (key) => {
       const current = await backend.get(key);
       if (current === null) await backend.remove(key);

@@ -12,6 +12,10 @@ export type DenyCode =
   | 'stale_client_version'
   | 'write_in_progress'
   | 'precondition_required'
+  | 'idempotency_key_missing'
+  | 'idempotency_key_malformed'
+  | 'idempotency_in_flight'
+  | 'idempotency_key_reused'
   | 'store_unavailable';
 
 /** Status and title per code; adding a code without an entry here fails to compile. */
@@ -26,6 +30,10 @@ export const DENY = {
   stale_client_version: { status: 409, title: 'Stale client version' },
   write_in_progress: { status: 409, title: 'Write in progress' },
   precondition_required: { status: 428, title: 'Precondition required' },
+  idempotency_key_missing: { status: 400, title: 'Idempotency-Key missing' },
+  idempotency_key_malformed: { status: 400, title: 'Idempotency-Key malformed' },
+  idempotency_in_flight: { status: 409, title: 'Request in flight' },
+  idempotency_key_reused: { status: 422, title: 'Idempotency-Key reused' },
   store_unavailable: { status: 503, title: 'Store unavailable' },
 } as const satisfies Record<DenyCode, { status: number; title: string }>;
 

@@ -21,6 +21,12 @@ export interface RequestFacts {
   ifMatch: string | undefined;
   ifNoneMatch: string | undefined;
   clientVersion: string | undefined;
+  /** Idempotency-Key and what fingerprints a request's body without reading it (conflict.idempotency). */
+  idempotencyKey: string | undefined;
+  contentType: string | undefined;
+  contentLength: string | undefined;
+  contentDigest: string | undefined;
+  reprDigest: string | undefined;
 }
 
 /** The headers of the /auth call, by lower-case name. */
@@ -102,5 +108,10 @@ export function readForwarded(h: HeaderSource, peerIp: string, opts: ForwardedOp
     ifMatch: h.get(R.ifMatch),
     ifNoneMatch: h.get(R.ifNoneMatch),
     clientVersion: h.get(R.clientVersion),
+    idempotencyKey: h.get(R.idempotencyKey),
+    contentType: h.get(R.contentType),
+    contentLength: h.get(R.contentLength),
+    contentDigest: h.get(R.contentDigest),
+    reprDigest: h.get(R.reprDigest),
   };
 }

@@ -7,8 +7,10 @@ import type { Gates } from '../pipeline.js';
 import type { ReloadOutcome } from '../server.js';
 import type { VersionStore } from '../store/port.js';
 import { mountConsole } from './admin/console.js';
+import { mountConflicts } from './admin/conflicts.js';
 import { mountExplain } from './admin/explain.js';
 import { adminGuard, sendProblem } from './admin/guard.js';
+import { mountIdempotency } from './admin/idempotency.js';
 import { mountReload } from './admin/reload.js';
 import { mountVersions } from './admin/versions.js';
 import { mountHealth, type Readiness } from './health.js';
@@ -36,13 +38,15 @@ export function createAdminApp(deps: AdminAppDeps): Hono {
   app.get('/metrics', async (c) => c.body(await deps.metrics.registry.metrics(), 200, { 'Content-Type': deps.metrics.registry.contentType }));
 
   const guard = adminGuard(deps.adminToken);
-  for (const path of ['/versions/*', '/explain', '/reload']) app.use(path, guard);
+  for (const path of ['/versions/*', '/explain', '/reload', '/conflicts/*', '/idempotency/*']) app.use(path, guard);
   mountVersions(app, { store: deps.store, metrics: deps.metrics, log, versionTtlMs: () => deps.current().versionTtlMs });
   mountExplain(app, deps.current);
   mountReload(app, deps.reload);
   mountConsole(app, deps, guard);
+  mountConflicts(app, deps.metrics);
+  mountIdempotency(app, { store: deps.store, metrics: deps.metrics, log });
 
-  app.notFound((c) => sendProblem(c, { status: 404, code: 'not_found', title: 'Not found', detail: 'The admin listener answers /healthz, /readyz, /metrics, /versions/<key>, POST /explain and POST /reload.' }));
+  app.notFound((c) => sendProblem(c, { status: 404, code: 'not_found', title: 'Not found', detail: 'The admin listener answers /healthz, /readyz, /metrics, /versions/<key>, POST /explain, POST /reload, GET /conflicts/top and POST /idempotency/end.' }));
   app.onError((err, c) => {
     log.error({ err }, 'admin: unexpected error');
     return sendProblem(c, { status: 500, code: 'internal_error', title: 'Internal error', detail: 'See the gate logs.' });

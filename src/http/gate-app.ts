@@ -94,7 +94,7 @@ export function createGateApp(deps: GateAppDeps): Hono<{ Bindings: HttpBindings 
     const facts = readForwarded(h, peer.ip, forwarded);
     if ('kind' in facts) return denied(replay, facts, { ...ids, clientIp: peer.ip, shadowed: [], steps: [] }, plan, started);
 
-    const { decision, steps, shadowed, caller } = await runPipeline(facts, gates);
+    const { decision, steps, shadowed, caller } = await runPipeline(facts, gates, 'live', { body: c.env?.incoming });
     const ctx = { ...ids, method: facts.method, path: facts.path, clientIp: facts.clientIp, clientId: caller.clientId, steps, shadowed };
     if (decision.kind === 'deny') return denied(replay, decision, ctx, plan, started);
     recorder.record({ ...ctx, outcome: 'allow', status: 200, seconds: (performance.now() - started) / 1000 });

@@ -53,6 +53,7 @@ export class Metrics {
   private readonly rateLimit: Counter<'rule' | 'outcome'>;
   private readonly insurance: Counter<'rule'>;
   private readonly conflict: Counter<'rule' | 'code'>;
+  private readonly versionHeals: Counter<'rule'>;
   private readonly storeErrors: Counter<'store' | 'op' | 'code'>;
   private readonly jwks: Counter<'result'>;
   private readonly tokenCache: Counter<'result'>;
@@ -98,6 +99,7 @@ export class Metrics {
     });
     this.insurance = new Counter({ name: `${PREFIX}ratelimit_insurance_total`, help: 'Rate-limit answers the per-replica in-memory limiter gave while the store was down.', labelNames: ['rule'], registers });
     this.conflict = new Counter({ name: `${PREFIX}conflict_denials_total`, help: 'Writes the conflict gate refused, by resource rule (its path pattern) and code.', labelNames: ['rule', 'code'], registers });
+    this.versionHeals = new Counter({ name: `${PREFIX}version_heals_total`, help: 'Writes let through because their If-Match / Client-Version names an ordered version newer than the cached one (the cache was behind), by resource rule.', labelNames: ['rule'], registers });
     this.storeErrors = new Counter({ name: `${PREFIX}store_errors_total`, help: 'Store failures by store, operation and code.', labelNames: ['store', 'op', 'code'], registers });
     new Gauge({
       name: `${PREFIX}store_up`,
@@ -232,6 +234,10 @@ export class Metrics {
 
   conflictDenial(rule: string, code: string): void {
     this.inc(this.conflict, rule, code);
+  }
+
+  versionHeal(rule: string): void {
+    this.inc(this.versionHeals, rule);
   }
 
   storeError(store: string, op: string, code: string): void {

@@ -7,6 +7,11 @@ export interface KeyLayout {
   claim(resourceKey: string): string;
   /** `<prefix>replay:{<requestId>}`: a denial kept for a proxy's replay of the same request. */
   replay(requestId: string): string;
+  /**
+   * `<prefix>idem:{<scope>}`: an Idempotency-Key record, `<in-flight until ms>|<token>|<fingerprint>`.
+   * The scope is a hash of (client, key) (gates/idempotency/scope.ts): fixed length, no braces.
+   */
+  idempotency(scope: string): string;
   /** `<prefix>rl:<rule>`: rate-limiter-flexible's key prefix for a rule (it appends `:<client>`). */
   rateLimit(rule: string): string;
 }
@@ -16,6 +21,7 @@ export function keyLayout(prefix: string): KeyLayout {
     version: (k) => `${prefix}ver:{${k}}`,
     claim: (k) => `${prefix}claim:{${k}}`,
     replay: (id) => `${prefix}replay:{${id}}`,
+    idempotency: (scope) => `${prefix}idem:{${scope}}`,
     rateLimit: (rule) => `${prefix}rl:${rule}`,
   };
 }

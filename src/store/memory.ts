@@ -2,7 +2,7 @@
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { isPublishAllowed } from '../core/versions.js';
 import { keyLayout } from './keys.js';
-import type { ClaimResult, ClaimView, Limiter, LimiterSpec, LimitResult, PublishResult, StoreHealth, VersionStore } from './port.js';
+import type { ClaimResult, ClaimView, IdempotencyBegin, IdempotencyEnd, IdempotencyRecord, Limiter, LimiterSpec, LimitResult, PublishResult, StoreHealth, VersionStore } from './port.js';
 
 interface Lease {
   token: string;
@@ -11,6 +11,15 @@ interface Lease {
 }
 
 const MAX_KEPT = 10_000;
+/** Idempotency records kept at most (the oldest go first): one replica's memory, not a database. */
+const MAX_IDEMPOTENT = 100_000;
+
+interface IdemRecord {
+  fingerprint: string;
+  token: string;
+  inFlightUntil: number;
+  untilMs: number;
+}
 const KEYS = keyLayout('');
 
 export class MemoryStore implements VersionStore {
@@ -19,6 +28,7 @@ export class MemoryStore implements VersionStore {
   private readonly leases = new Map<string, Lease>();
   private readonly kept = new Map<string, { value: string; untilMs: number }>();
   private readonly counters = new Map<string, RateLimiterMemory>();
+  private readonly idempotent = new Map<string, IdemRecord>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -76,6 +86,50 @@ export class MemoryStore implements VersionStore {
     const had = this.current(key) !== null;
     this.versions.delete(key);
     return had;
+  }
+
+  private idem(scope: string): IdemRecord | undefined {
+    const r = this.idempotent.get(scope);
+    if (r && r.untilMs <= this.now()) {
+      this.idempotent.delete(scope);
+      return undefined;
+    }
+    return r;
+  }
+
+  private view(r: IdemRecord): IdempotencyRecord {
+    return { fingerprint: r.fingerprint, inFlightMs: Math.max(0, r.inFlightUntil - this.now()) };
+  }
+
+  async beginIdempotent(scope: string, fingerprint: string, token: string, inFlightMs: number, ttlMs: number): Promise<IdempotencyBegin> {
+    const r = this.idem(scope);
+    if (r) return { kind: 'exists', record: this.view(r) };
+    while (this.idempotent.size >= MAX_IDEMPOTENT) {
+      const oldest = this.idempotent.keys().next().value;
+      if (oldest === undefined) break;
+      this.idempotent.delete(oldest);
+    }
+    const now = this.now();
+    this.idempotent.set(scope, { fingerprint, token, inFlightUntil: now + inFlightMs, untilMs: now + ttlMs });
+    return { kind: 'recorded' };
+  }
+
+  async peekIdempotent(scope: string): Promise<IdempotencyRecord | null> {
+    const r = this.idem(scope);
+    return r ? this.view(r) : null;
+  }
+
+  async endIdempotent(scope: string, forget = false): Promise<IdempotencyEnd> {
+    const r = this.idem(scope);
+    if (!r) return 'missing';
+    const wasInFlight = r.inFlightUntil > this.now();
+    if (forget) this.idempotent.delete(scope);
+    else r.inFlightUntil = 0;
+    return wasInFlight ? 'ended' : 'already_ended';
+  }
+
+  async abandonIdempotent(scope: string, token: string): Promise<void> {
+    if (this.idem(scope)?.token === token) this.idempotent.delete(scope);
   }
 
   async remember(id: string, value: string, ttlMs: number): Promise<void> {

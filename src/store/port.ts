@@ -48,6 +48,20 @@ export interface ClaimView {
 
 export type PublishResult = { kind: 'published'; previous: string | null } | { kind: 'stale'; current: string };
 
+/** An Idempotency-Key record: the request it was first used for, and how long it stays in flight. */
+export interface IdempotencyRecord {
+  /** The fingerprint the first request recorded (gates/idempotency/decide.ts). */
+  fingerprint: string;
+  /** Time left in flight, ms; 0 once the upstream ended it or inFlight ran out. */
+  inFlightMs: number;
+}
+
+/** `recorded`: this request made the record (and holds it in flight); `exists`: another request did. */
+export type IdempotencyBegin = { kind: 'recorded' } | { kind: 'exists'; record: IdempotencyRecord };
+
+/** What ending a record's in-flight state found: `ended` it, it had `already_ended`, or it is `missing`. */
+export type IdempotencyEnd = 'ended' | 'already_ended' | 'missing';
+
 export interface LimiterSpec {
   /** The rule's name: the adapter builds the rule's keys from it (store/keys.ts). */
   rule: string;
@@ -102,6 +116,17 @@ export interface VersionStore {
   publish(resourceKey: string, version: string, ttlMs?: number): Promise<PublishResult>;
   /** Forgets the version (and lease); true when there was a version. */
   remove(resourceKey: string): Promise<boolean>;
+  /**
+   * Idempotency-Key, atomically: when `scope` has no record, records `fingerprint` in flight for
+   * `inFlightMs`, kept `ttlMs`, tagged with `token` (answers `recorded`); else answers the record.
+   */
+  beginIdempotent(scope: string, fingerprint: string, token: string, inFlightMs: number, ttlMs: number): Promise<IdempotencyBegin>;
+  /** The record, taking nothing (explain). */
+  peekIdempotent(scope: string): Promise<IdempotencyRecord | null>;
+  /** Ends the in-flight state early (the upstream finished); with `forget`, deletes the record. */
+  endIdempotent(scope: string, forget?: boolean): Promise<IdempotencyEnd>;
+  /** Deletes the record if `token` made it (a first request the conflict gate then refused). */
+  abandonIdempotent(scope: string, token: string): Promise<void>;
   /** Keeps a small value for `ttlMs` (denials awaiting a proxy's replay). */
   remember(id: string, value: string, ttlMs: number): Promise<void>;
   recall(id: string): Promise<string | null>;

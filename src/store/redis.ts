@@ -3,7 +3,8 @@ import { Redis, type ChainableCommander } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { keyLayout, type KeyLayout } from './keys.js';
 import { limiterOf } from './limiter.js';
-import { STORE_DOWN, STORE_NOT_READY, StoreError, type ClaimResult, type ClaimView, type Limiter, type LimiterSpec, type PublishResult, type StoreHealth, type VersionStore } from './port.js';
+import { STORE_DOWN, STORE_NOT_READY, StoreError, type ClaimResult, type ClaimView, type IdempotencyBegin, type IdempotencyEnd, type IdempotencyRecord, type Limiter, type LimiterSpec, type PublishResult, type StoreHealth, type VersionStore } from './port.js';
+import { defineIdempotency, IdempotencyOps, sendIdempotency } from './redis-idempotency.js';
 
 /** Turns a client failure (ioredis, rate-limiter-flexible) into a StoreError; never leaks the raw message. */
 export function toStoreError(err: unknown): StoreError {
@@ -174,6 +175,7 @@ export class RedisStore implements VersionStore {
   private readonly keys: KeyLayout;
   private readonly batcher: Batcher;
   private readonly healthTimer: NodeJS.Timeout;
+  private readonly idem: IdempotencyOps;
   private lastAnswerAt = 0;
 
   constructor(opts: RedisStoreOptions) {
@@ -194,8 +196,10 @@ export class RedisStore implements VersionStore {
     client.defineCommand('cgPeekClaim', { numberOfKeys: 2, lua: LUA_PEEK_CLAIM });
     client.defineCommand('cgRelease', { numberOfKeys: 1, lua: LUA_RELEASE });
     client.defineCommand('cgPublish', { numberOfKeys: 2, lua: LUA_PUBLISH });
+    defineIdempotency(client);
     this.client = client as ScriptClient;
     this.batcher = new Batcher(client);
+    this.idem = new IdempotencyOps((key, args) => this.run(() => this.batcher.run((p) => sendIdempotency(p, key, args))), this.keys);
     // Health: a connected socket is not an answering server (a stopped or overloaded Redis keeps
     // the socket open). A PING every second, bounded by commandTimeout, keeps isHealthy() honest.
     client.on('ready', () => (this.lastAnswerAt = Date.now()));
@@ -255,6 +259,22 @@ export class RedisStore implements VersionStore {
   async remove(key: string): Promise<boolean> {
     const [[, removed]] = (await this.run(() => this.client.multi().del(this.keys.version(key)).del(this.keys.claim(key)).exec())) as [[null, number], [null, number]];
     return removed > 0;
+  }
+
+  beginIdempotent(scope: string, fingerprint: string, token: string, inFlightMs: number, ttlMs: number): Promise<IdempotencyBegin> {
+    return this.idem.begin(scope, fingerprint, token, inFlightMs, ttlMs);
+  }
+
+  peekIdempotent(scope: string): Promise<IdempotencyRecord | null> {
+    return this.idem.peek(scope);
+  }
+
+  endIdempotent(scope: string, forget?: boolean): Promise<IdempotencyEnd> {
+    return this.idem.end(scope, forget);
+  }
+
+  abandonIdempotent(scope: string, token: string): Promise<void> {
+    return this.idem.abandon(scope, token);
   }
 
   async remember(id: string, value: string, ttlMs: number): Promise<void> {

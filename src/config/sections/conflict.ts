@@ -1,4 +1,4 @@
-// `conflict`: resource rules (path → key, required preconditions), claim leases and fail modes.
+// `conflict`: resource rules (path → key, required preconditions), claim leases, fail modes, Idempotency-Key rules.
 import { z } from 'zod';
 import { durationMs } from '../../core/durations.js';
 import { UNSAFE_METHODS } from '../../core/http.js';
@@ -32,13 +32,49 @@ const resource = z.strictObject({
   { when: (payload) => typeof payload.value === 'object' && payload.value !== null },
 );
 
+const DURATION_RE = /^\d+(ms|s|m|h)$/;
+
+/** An Idempotency-Key rule (IETF draft-ietf-httpapi-idempotency-key-header): which writes it applies to and for how long. */
+const idempotencyRule = z
+  .strictObject({
+    path: pathPattern(),
+    methods: z.array(z.enum(UNSAFE_METHODS, { message: 'expected POST, PUT, PATCH or DELETE' })).min(1).optional(),
+    /** A matching write without Idempotency-Key is a 400 idempotency_key_missing. */
+    require: z.boolean().default(false),
+    /** How long the first request holds the key before a retry is let through (unless the upstream ends it first). */
+    inFlight: positiveDuration().default('30s'),
+    /** How long the key stays bound to its first request (a different request with it is a 422). */
+    ttl: positiveDuration().default('24h'),
+    mode: mode.optional(),
+  })
+  .superRefine(
+    (r, ctx) => {
+      if (typeof r.inFlight === 'string' && typeof r.ttl === 'string' && DURATION_RE.test(r.inFlight) && DURATION_RE.test(r.ttl) && durationMs(r.inFlight) > durationMs(r.ttl)) {
+        ctx.addIssue({ code: 'custom', path: ['ttl'], message: `expected at least inFlight (${r.inFlight})` });
+      }
+    },
+    { when: (payload) => typeof payload.value === 'object' && payload.value !== null },
+  );
+
 export const conflictSchema = z.strictObject({
   ifMatchStatus: z.union([z.literal(412), z.literal(409)], { message: 'expected 412 or 409' }).default(412),
   unknownResource: z.enum(['allow', 'deny'], { message: 'expected allow or deny' }).default('allow'),
   onStoreError: z.enum(['allow', 'deny'], { message: 'expected allow or deny' }).default('allow'),
   mode: mode.default('enforce'),
   claim: z.strictObject({ enabled: z.boolean().default(false), lease: positiveDuration().default('5s') }).prefault({}),
+  /** A version published through the admin API or the client library expires unless published again within it. */
+  versionTtl: positiveDuration().optional(),
+  /** Give the rate-limit point back when this gate refuses a write (412, 409, 428). */
+  refundRateLimit: z.boolean().default(false),
   resources: z.array(resource).default([]),
+  idempotency: z.array(idempotencyRule).default([]),
+  /** Reading a body the proxy forwards to /auth (Traefik forwardBody), for Idempotency-Key fingerprints. */
+  idempotencyBody: z
+    .strictObject({
+      maxBytes: z.number({ message: 'expected a number of bytes' }).int({ message: 'expected a whole number of bytes' }).min(0, { message: 'expected 0 or more' }).max(64 * 1024 * 1024, { message: 'expected at most 67108864 (64 MiB)' }).default(1024 * 1024),
+      timeout: positiveDuration().default('1s'),
+    })
+    .prefault({}),
 });
 
 export type ConflictConfig = z.output<typeof conflictSchema>;
@@ -63,13 +99,26 @@ export interface CompiledResource extends Route {
   mode: Mode;
 }
 
+export interface CompiledIdempotencyRule extends Route {
+  pattern: string;
+  require: boolean;
+  inFlightMs: number;
+  ttlMs: number;
+  mode: Mode;
+}
+
 export interface CompiledConflict {
   ifMatchStatus: 412 | 409;
   unknownResource: 'allow' | 'deny';
   onStoreError: 'allow' | 'deny';
   mode: Mode;
   claim: { enabled: boolean; leaseMs: number };
+  /** conflict.versionTtl in ms; undefined: published versions never expire. */
+  versionTtlMs: number | undefined;
+  refundRateLimit: boolean;
   resources: readonly CompiledResource[];
+  idempotency: readonly CompiledIdempotencyRule[];
+  idempotencyBody: { maxBytes: number; timeoutMs: number };
 }
 
 export function compileConflict(c: ConflictConfig, routes: RouteOptions): CompiledConflict {
@@ -79,6 +128,8 @@ export function compileConflict(c: ConflictConfig, routes: RouteOptions): Compil
     onStoreError: c.onStoreError,
     mode: c.mode,
     claim: { enabled: c.claim.enabled, leaseMs: durationMs(c.claim.lease) },
+    versionTtlMs: c.versionTtl === undefined ? undefined : durationMs(c.versionTtl),
+    refundRateLimit: c.refundRateLimit,
     resources: c.resources.map((r) => ({
       ...compileRoute(r.methods ?? UNSAFE_METHODS, r.path, routes),
       pattern: r.path,
@@ -86,6 +137,15 @@ export function compileConflict(c: ConflictConfig, routes: RouteOptions): Compil
       require: r.require,
       mode: r.mode ?? c.mode,
     })),
+    idempotency: c.idempotency.map((r) => ({
+      ...compileRoute(r.methods ?? UNSAFE_METHODS, r.path, routes),
+      pattern: r.path,
+      require: r.require,
+      inFlightMs: durationMs(r.inFlight),
+      ttlMs: durationMs(r.ttl),
+      mode: r.mode ?? c.mode,
+    })),
+    idempotencyBody: { maxBytes: c.idempotencyBody.maxBytes, timeoutMs: durationMs(c.idempotencyBody.timeout) },
   };
 }
 

@@ -1,7 +1,7 @@
 // The conflict gate's decision: (preconditions, cached version, lease, policy) → allow or 412/409/428. Pure.
 import { deny, STORE_RETRY_AFTER_S, type Decision, type Deny } from '../../core/decision.js';
-import { parseTagList, strongMatch, weakMatch, type TagList } from '../../core/preconditions.js';
-import { etagOf, isStaleClientVersion } from '../../core/versions.js';
+import { parseTagList, strongMatch, weakMatch, type EntityTag, type TagList } from '../../core/preconditions.js';
+import { compareOrdered, etagOf, isOrdered, isStaleClientVersion } from '../../core/versions.js';
 
 /** The precondition header fields of a write, parsed. */
 export interface Preconditions {
@@ -53,6 +53,26 @@ export function checkRequirement(req: Requirement, p: Preconditions): Deny | nul
   return deny('conflict', 'precondition_required', `Writes to this resource need ${what}.`);
 }
 
+/** A strong If-Match tag naming an ordered version above the cached ordered version. */
+function aheadOf(tags: EntityTag[], current: string): boolean {
+  return tags.some((t) => !t.weak && isOrdered(t.opaque) && compareOrdered(t.opaque, current) > 0);
+}
+
+/**
+ * The cache is behind the upstream: the write's If-Match (a strong tag) or Client-Version names an
+ * ordered version newer than the cached ordered one. Versions only move forward, so such a client
+ * has seen a version the gate was never told of (a lost publish, a raw SET out of order, Redis
+ * down between commit and publish). The gate cannot know that version to be stale, so it lets the
+ * write through for the upstream's own conditional write to decide; it refuses only what it knows
+ * to be stale, a version below the cached one. Opaque versions have no order: they still match
+ * exactly. See the README, "Versions that heal".
+ */
+export function cacheBehind(p: Preconditions, current: string): boolean {
+  if (!isOrdered(current)) return false;
+  if (p.ifMatch !== undefined && p.ifMatch !== '*' && aheadOf(p.ifMatch, current)) return true;
+  return p.clientVersion !== undefined && isOrdered(p.clientVersion) && compareOrdered(p.clientVersion, current) > 0;
+}
+
 function stale(code: 'precondition_failed' | 'stale_client_version', detail: string, version: string, status?: number): Deny {
   return deny('conflict', code, detail, {
     ...(status !== undefined ? { status } : {}),
@@ -64,7 +84,8 @@ function stale(code: 'precondition_failed' | 'stale_client_version', detail: str
 /**
  * Evaluates a write's preconditions against the cached version, in RFC 9110 §13.2.2 order:
  * If-Match (strong comparison, §13.1.1), then If-None-Match (weak, §13.1.2: for an unsafe method
- * a match is 412), then Client-Version (ordered versions compare, others must be equal).
+ * a match is 412), then Client-Version (ordered versions compare, others must be equal). An If-Match
+ * naming an ordered version newer than the cached one passes: the cache is behind (cacheBehind).
  *
  * The gate is a cache in front of the upstream, so an unknown resource is the upstream's call
  * under `unknownResource: allow`; under `deny` it is a 412, except a create guarded by
@@ -94,7 +115,7 @@ export function decideConflict(resourceKey: string, p: Preconditions, v: Version
       });
     }
   } else {
-    if (p.ifMatch !== undefined && p.ifMatch !== '*' && !strongMatch(p.ifMatch, current)) {
+    if (p.ifMatch !== undefined && p.ifMatch !== '*' && !strongMatch(p.ifMatch, current) && !aheadOf(p.ifMatch, current)) {
       return stale('precondition_failed', `If-Match does not match the current version ${etagOf(current)}.`, current, policy.ifMatchStatus);
     }
     // §13.2.2 step 3: If-None-Match is evaluated whether or not If-Match was present (only

@@ -1,26 +1,88 @@
-// The conflict gate's shell: finds the resource rule, reads the version (and lease) in one round trip.
-import { randomUUID } from 'node:crypto';
-import type { CompiledResource } from '../../config/compile.js';
+// The conflict gate's shell: resource rules (version and lease) and Idempotency-Key rules, their store calls side by side.
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { CompiledConflict, CompiledResource } from '../../config/compile.js';
+import type { CompiledIdempotencyRule } from '../../config/sections/conflict.js';
 import { BadParam } from '../../config/sections/conflict.js';
-import { deny, type Deny } from '../../core/decision.js';
+import { deny, type Deny, type DenyCode } from '../../core/decision.js';
 import type { RequestFacts } from '../../core/forwarded.js';
 import { H, UNSAFE } from '../../core/http.js';
 import { routeMatches } from '../../core/routes.js';
-import { noRule, withMode, type RunMode, type Step } from '../../core/step.js';
+import { noRule, withMode, type Caller, type RunMode, type Seen, type Step } from '../../core/step.js';
 import type { Metrics } from '../../obs/metrics.js';
 import { storeErrorCode, type VersionStore } from '../../store/port.js';
-import { checkRequirement, decideConflict, parsePreconditions, type ConflictPolicy, type LeaseOutcome, type VersionOutcome } from './decide.js';
+import type { BodyRead, BodyStream } from '../idempotency/body.js';
+import { checkKey, decideIdempotency, encodeFingerprint, parseIdempotencyKey, type Fingerprint, type RecordOutcome } from '../idempotency/decide.js';
+import { IdempotencyRules } from '../idempotency/gate.js';
+import { idempotencyScope } from '../idempotency/scope.js';
+import { cacheBehind, checkRequirement, decideConflict, parsePreconditions, type ConflictPolicy, type LeaseOutcome, type Preconditions, type VersionOutcome } from './decide.js';
+import { hotKeysOf, type HotKeys } from './hot-keys.js';
 
 export interface ConflictGateOptions {
-  resources: readonly CompiledResource[];
-  policy: ConflictPolicy;
-  claim: { enabled: boolean; leaseMs: number };
+  conflict: CompiledConflict;
   store: VersionStore;
   metrics: Metrics;
 }
 
+/** Who is writing, and (live /auth only) the auth call's body stream for Idempotency-Key fingerprints. */
+export interface ConflictContext {
+  caller: Caller;
+  body?: BodyStream;
+}
+
+export interface ConflictCheck {
+  /** The Idempotency-Key rule's step, then the resource rule's, each when its rule applied; else one no-rule step. */
+  steps: Step[];
+  /** A denial (enforced or shadowed) for which conflict.refundRateLimit gives the rate-limit point back. */
+  refund: boolean;
+}
+
+/** The denials the refund option covers: the client's write was refused, not its request malformed (400, 422) or the store down (503). */
+const REFUNDED: ReadonlySet<DenyCode> = new Set<DenyCode>(['precondition_failed', 'stale_client_version', 'write_in_progress', 'precondition_required', 'idempotency_in_flight']);
+
+const ANONYMOUS: Caller = { clientId: null, claims: null };
+
+interface KeyPlan {
+  rule: CompiledIdempotencyRule;
+  key: string;
+  scope: string;
+}
+
+interface ResourcePlan {
+  resource: CompiledResource;
+  key: string;
+  pre: Preconditions;
+}
+
+interface Recorded {
+  fingerprint: Fingerprint;
+  outcome: RecordOutcome;
+  token: string;
+  body: BodyRead;
+}
+
+interface VersionRead {
+  version: VersionOutcome;
+  lease: LeaseOutcome;
+  /** Set when this call took the lease (claim mode, live). */
+  token?: string;
+}
+
 export class ConflictGate {
-  constructor(private readonly opts: ConflictGateOptions) {}
+  private readonly policy: ConflictPolicy;
+  private readonly idem: IdempotencyRules;
+  private readonly hot: HotKeys;
+
+  constructor(private readonly opts: ConflictGateOptions) {
+    const c = opts.conflict;
+    this.policy = { ifMatchStatus: c.ifMatchStatus, unknownResource: c.unknownResource, onStoreError: c.onStoreError };
+    this.idem = new IdempotencyRules(c.idempotency, c.idempotencyBody);
+    this.hot = hotKeysOf(opts.metrics);
+  }
+
+  /** conflict.refundRateLimit: the pipeline gives the write's rate-limit point back when `check` says `refund`. */
+  get refundsRateLimit(): boolean {
+    return this.opts.conflict.refundRateLimit;
+  }
 
   /**
    * The resource a write targets and its key, or null (reads and unconfigured paths are not gated),
@@ -28,7 +90,7 @@ export class ConflictGate {
    */
   resourceFor(facts: RequestFacts): { resource: CompiledResource; key: string } | { resource: CompiledResource; bad: Deny } | null {
     if (!UNSAFE.has(facts.method)) return null;
-    for (const resource of this.opts.resources) {
+    for (const resource of this.opts.conflict.resources) {
       const params = routeMatches(resource, facts);
       if (params === null) continue;
       const key = resource.key(params);
@@ -40,53 +102,196 @@ export class ConflictGate {
     return null;
   }
 
-  /** Checks a write's preconditions against the cached version (`explain`: takes no lease). */
-  async check(facts: RequestFacts, mode: RunMode = 'live'): Promise<Step> {
+  /**
+   * Checks a write: its Idempotency-Key (when a rule applies) and its preconditions against the
+   * cached version (when a resource rule applies). `explain` reads the same state and changes
+   * nothing: no record, no lease, no body read.
+   *
+   * Order, and why (worked through in the README, "Idempotency-Key"):
+   * 1. What needs no store: the key's form (400), the preconditions' form and presence (400, 428).
+   *    A request refused here never records its key.
+   * 2. The key's record and the version (and lease) are read at once: two single-key calls on two
+   *    slots, sent together, so a gated write still costs one round trip of latency.
+   * 3. The key's verdict comes first. A different request with the key is 422 and the same one
+   *    still in flight is 409, whatever the version says. A retry of a request that is no longer
+   *    in flight passes without the precondition check: the first attempt's write may have moved
+   *    the version on, and the retry must reach the upstream, which answers it from what it stored
+   *    rather than 412 for the version its own first attempt created.
+   * 4. The preconditions of a key's first request. If they refuse it, its record is deleted (and a
+   *    lease it took given back): a write refused at the edge never reached the upstream, so the
+   *    client may fix it and send it again with the same key.
+   */
+  async check(facts: RequestFacts, mode: RunMode = 'live', ctx: ConflictContext = { caller: ANONYMOUS }): Promise<ConflictCheck> {
+    if (!UNSAFE.has(facts.method)) return { steps: [noRule('conflict', 'not a write')], refund: false };
+    const rule = this.idem.empty ? undefined : this.idem.ruleFor(facts);
     const target = this.resourceFor(facts);
-    if (!target) return noRule('conflict', UNSAFE.has(facts.method) ? 'no resource rule matches' : 'not a write');
-    const { resource } = target;
-    if ('bad' in target) return withMode('conflict', resource.pattern, resource.mode, target.bad, {}, { [H.resourceKey]: '', [H.resourceVersion]: '' });
-    const { key } = target;
-    const emptyAllow = { [H.resourceKey]: key, [H.resourceVersion]: '' };
-    const pre = parsePreconditions(facts);
-    if ('kind' in pre) return withMode('conflict', resource.pattern, resource.mode, pre, { key }, emptyAllow);
-    const required = checkRequirement(resource.require, pre);
-    if (required) return withMode('conflict', resource.pattern, resource.mode, required, { key, require: resource.require }, emptyAllow);
+    if (!rule && !target) return { steps: [noRule('conflict', 'no resource rule matches')], refund: false };
 
-    const { store, claim } = this.opts;
-    let version: VersionOutcome;
-    let lease: LeaseOutcome = { kind: 'off' };
-    let token: string | undefined;
-    try {
-      if (claim.enabled && mode === 'live') {
-        token = randomUUID();
-        const r = await store.claim(key, claim.leaseMs, token);
-        version = r.version === null ? { kind: 'missing' } : { kind: 'found', version: r.version };
-        lease = r.claim;
-      } else if (claim.enabled) {
-        const r = await store.peekClaim(key);
-        version = r.version === null ? { kind: 'missing' } : { kind: 'found', version: r.version };
-        lease = r.claim.kind === 'held' ? r.claim : { kind: 'taken' };
+    // 1. Without the store.
+    let idemStep: Step | undefined;
+    let plan: KeyPlan | undefined;
+    if (rule) {
+      const parsed = parseIdempotencyKey(facts.idempotencyKey);
+      const bad = checkKey(rule.require, parsed);
+      if (bad || parsed.kind !== 'key') {
+        const decision = bad ?? { kind: 'allow' as const, headers: { [H.idempotencyKey]: '' } };
+        idemStep = withMode('conflict', rule.pattern, rule.mode, decision, { idempotencyKey: parsed.kind === 'malformed' ? 'malformed' : 'none' }, { [H.idempotencyKey]: '' });
+        if (idemStep.decision.kind === 'deny') return this.finish([idemStep], mode, undefined);
       } else {
-        const v = await store.getVersion(key);
-        version = v === null ? { kind: 'missing' } : { kind: 'found', version: v };
+        const owner = ctx.caller.clientId !== null ? { client: ctx.caller.clientId } : { ip: facts.clientIp };
+        plan = { rule, key: parsed.key, scope: idempotencyScope(owner, parsed.key) };
+      }
+    }
+    let resStep: Step | undefined;
+    let res: ResourcePlan | undefined;
+    if (target) {
+      const { resource } = target;
+      if ('bad' in target) {
+        resStep = withMode('conflict', resource.pattern, resource.mode, target.bad, {}, { [H.resourceKey]: '', [H.resourceVersion]: '' });
+      } else {
+        const emptyAllow = { [H.resourceKey]: target.key, [H.resourceVersion]: '' };
+        const pre = parsePreconditions(facts);
+        if ('kind' in pre) resStep = withMode('conflict', resource.pattern, resource.mode, pre, { key: target.key }, emptyAllow);
+        else {
+          const required = checkRequirement(resource.require, pre);
+          if (required) resStep = withMode('conflict', resource.pattern, resource.mode, required, { key: target.key, require: resource.require }, emptyAllow);
+          else res = { resource, key: target.key, pre };
+        }
+      }
+      if (resStep?.decision.kind === 'deny') return this.finish(idemStep ? [idemStep, resStep] : [resStep], mode, 'bad' in target ? undefined : target.key);
+    }
+    if (resStep && plan) {
+      // Shadowed, the write goes on, but enforce would have refused it before its key was recorded:
+      // the store sees what enforce does, so the key is not recorded.
+      idemStep = { gate: 'conflict', rule: plan.rule.pattern, mode: plan.rule.mode, decision: { kind: 'allow', headers: { [H.idempotencyKey]: plan.key } }, seen: { idempotencyKey: plan.key, record: 'not recorded (the resource rule refused the write)' } };
+      plan = undefined;
+    }
+
+    // 2. The store, both calls at once.
+    const [rec, ver] = await Promise.all([plan ? this.record(plan, facts, mode, ctx.body) : undefined, res ? this.readVersion(res.key, mode) : undefined]);
+    const giveLeaseBack = () => {
+      if (res && ver?.token !== undefined && ver.lease.kind === 'taken') this.release(res.key, ver.token);
+    };
+
+    // 3. The key's verdict.
+    let retry = false;
+    let mine: Recorded | undefined;
+    if (plan && rec) {
+      const verdict = decideIdempotency(rec.fingerprint, rec.outcome, this.policy.onStoreError);
+      const headers = { [H.idempotencyKey]: plan.key };
+      const seen = keySeen(plan, rec, mode);
+      const decision = verdict.kind === 'deny' ? verdict.deny : { kind: 'allow' as const, headers };
+      idemStep = withMode('conflict', plan.rule.pattern, plan.rule.mode, decision, seen, headers);
+      if (idemStep.decision.kind === 'deny') {
+        giveLeaseBack();
+        return this.finish([idemStep], mode, undefined);
+      }
+      retry = verdict.kind === 'retry';
+      if (verdict.kind === 'first' && mode === 'live') mine = rec;
+    }
+
+    // 4. The preconditions.
+    if (res && ver) {
+      const { resource, key, pre } = res;
+      const seen: Seen = {
+        key,
+        version: ver.version.kind === 'found' ? ver.version.version : ver.version.kind === 'missing' ? null : 'store unavailable',
+        ...(this.opts.conflict.claim.enabled ? { lease: ver.lease.kind === 'held' ? `held ${Math.ceil(ver.lease.remainingMs / 1000)}s` : mode === 'live' ? ver.lease.kind : 'free' } : {}),
+      };
+      const versionHeaders = { [H.resourceKey]: key, [H.resourceVersion]: ver.version.kind === 'found' ? ver.version.version : '' };
+      if (retry) {
+        // A retry the upstream answers from what it stored: no precondition, no lease.
+        giveLeaseBack();
+        resStep = { gate: 'conflict', rule: resource.pattern, mode: resource.mode, decision: { kind: 'allow', headers: versionHeaders }, seen: { ...seen, idempotentRetry: true } };
+      } else {
+        const decision = decideConflict(key, pre, ver.version, ver.lease, this.policy);
+        if (decision.kind === 'deny') {
+          // The lease was taken with the read (one round trip); a write refused here gives it back at
+          // once, and its key's record too (in shadow also: the store sees what enforce does).
+          giveLeaseBack();
+          if (mine && plan) this.abandon(plan.scope, mine.token);
+        } else if (mode === 'live' && ver.version.kind === 'found' && cacheBehind(pre, ver.version.version)) {
+          this.opts.metrics.versionHeal(resource.pattern);
+          seen.healed = true;
+        }
+        resStep = withMode('conflict', resource.pattern, resource.mode, decision, seen, versionHeaders);
+      }
+    }
+    const steps = [idemStep, resStep].filter((s): s is Step => s !== undefined);
+    return this.finish(steps, mode, res?.key);
+  }
+
+  /** Counts the denials (enforced or shadowed) by rule, and the resource key's among the hottest. */
+  private finish(steps: Step[], mode: RunMode, resourceKey: string | undefined): ConflictCheck {
+    let refund = false;
+    for (const s of steps) {
+      const d = s.decision.kind === 'deny' ? s.decision : s.shadowed;
+      if (!d) continue;
+      if (REFUNDED.has(d.code)) refund = true;
+      if (mode !== 'live') continue;
+      this.opts.metrics.conflictDenial(s.rule ?? '', d.code);
+      if (resourceKey !== undefined && s.seen.key === resourceKey) this.hot.add(resourceKey);
+    }
+    return { steps, refund };
+  }
+
+  private async record(plan: KeyPlan, facts: RequestFacts, mode: RunMode, body: BodyStream | undefined): Promise<Recorded> {
+    const { store, metrics } = this.opts;
+    const { fingerprint, body: read } = await this.idem.fingerprint(facts, mode === 'live' ? body : undefined);
+    const token = randomBytes(8).toString('base64url');
+    let outcome: RecordOutcome;
+    try {
+      if (mode === 'live') {
+        const r = await store.beginIdempotent(plan.scope, encodeFingerprint(fingerprint), token, plan.rule.inFlightMs, plan.rule.ttlMs);
+        outcome = r.kind === 'recorded' ? r : { kind: 'exists', ...r.record };
+      } else {
+        const r = await store.peekIdempotent(plan.scope);
+        outcome = r === null ? { kind: 'recorded' } : { kind: 'exists', ...r };
       }
     } catch (err) {
-      if (mode === 'live') this.opts.metrics.storeError(store.kind, claim.enabled ? 'claim' : 'get_version', storeErrorCode(err));
-      version = { kind: 'store_error' };
+      if (mode === 'live') metrics.storeError(store.kind, 'idempotency', storeErrorCode(err));
+      outcome = { kind: 'store_error' };
     }
-    const decision = decideConflict(key, pre, version, lease, this.opts.policy);
-    if (decision.kind === 'deny' && lease.kind === 'taken' && token !== undefined) {
-      // The lease was taken with the read (one round trip); a write that fails its
-      // preconditions gives it back at once (in shadow too: the store sees what enforce does).
-      store.release(key, token).catch((err: unknown) => this.opts.metrics.storeError(store.kind, 'release', storeErrorCode(err)));
-    }
-    const seen = {
-      key,
-      version: version.kind === 'found' ? version.version : version.kind === 'missing' ? null : 'store unavailable',
-      ...(claim.enabled ? { lease: lease.kind === 'held' ? `held ${Math.ceil(lease.remainingMs / 1000)}s` : mode === 'live' ? lease.kind : 'free' } : {}),
-    };
-    const shadowHeaders = { [H.resourceKey]: key, [H.resourceVersion]: version.kind === 'found' ? version.version : '' };
-    return withMode('conflict', resource.pattern, resource.mode, decision, seen, shadowHeaders);
+    return { fingerprint, outcome, token, body: read };
   }
+
+  private async readVersion(key: string, mode: RunMode): Promise<VersionRead> {
+    const { store, metrics } = this.opts;
+    const { claim } = this.opts.conflict;
+    try {
+      if (claim.enabled && mode === 'live') {
+        const token = randomUUID();
+        const r = await store.claim(key, claim.leaseMs, token);
+        return { version: r.version === null ? { kind: 'missing' } : { kind: 'found', version: r.version }, lease: r.claim, token };
+      }
+      if (claim.enabled) {
+        const r = await store.peekClaim(key);
+        return { version: r.version === null ? { kind: 'missing' } : { kind: 'found', version: r.version }, lease: r.claim.kind === 'held' ? r.claim : { kind: 'taken' } };
+      }
+      const v = await store.getVersion(key);
+      return { version: v === null ? { kind: 'missing' } : { kind: 'found', version: v }, lease: { kind: 'off' } };
+    } catch (err) {
+      if (mode === 'live') metrics.storeError(store.kind, claim.enabled ? 'claim' : 'get_version', storeErrorCode(err));
+      return { version: { kind: 'store_error' }, lease: { kind: 'off' } };
+    }
+  }
+
+  private release(key: string, token: string): void {
+    const { store, metrics } = this.opts;
+    store.release(key, token).catch((err: unknown) => metrics.storeError(store.kind, 'release', storeErrorCode(err)));
+  }
+
+  private abandon(scope: string, token: string): void {
+    const { store, metrics } = this.opts;
+    store.abandonIdempotent(scope, token).catch((err: unknown) => metrics.storeError(store.kind, 'idempotency_abandon', storeErrorCode(err)));
+  }
+}
+
+/** What explain and the console show of a key (the key itself is the client's, never a secret). */
+function keySeen(plan: KeyPlan, rec: Recorded, mode: RunMode): Seen {
+  const o = rec.outcome;
+  const record =
+    o.kind === 'recorded' ? (mode === 'live' ? 'recorded' : 'none') : o.kind === 'store_error' ? 'store unavailable' : o.inFlightMs > 0 ? `in flight ${Math.ceil(o.inFlightMs / 1000)}s` : 'done';
+  const body = rec.body.kind === 'hashed' ? `sha-256 of ${rec.body.bytes} bytes` : rec.body.kind === 'none' ? 'not forwarded' : `not used (${rec.body.why})`;
+  return { idempotencyKey: plan.key, record, body };
 }
