@@ -1,7 +1,7 @@
 // The conflict gate's pure core as a table: (headers, cached version, lease, policy) → (status, code).
 import { describe, expect, test } from 'vitest';
 import { DENY, type Decision } from '../../../src/core/decision.js';
-import { checkRequirement, decideConflict, parsePreconditions, type ConflictPolicy, type LeaseOutcome, type Requirement, type VersionOutcome } from '../../../src/gates/conflict/decide.js';
+import { cacheBehind, checkRequirement, decideConflict, parsePreconditions, type ConflictPolicy, type LeaseOutcome, type Requirement, type VersionOutcome } from '../../../src/gates/conflict/decide.js';
 
 const P: ConflictPolicy = { ifMatchStatus: 412, unknownResource: 'allow', onStoreError: 'allow' };
 const found = (version: string): VersionOutcome => ({ kind: 'found', version });
@@ -106,6 +106,38 @@ describe('decideConflict', () => {
     test('the lease taker is allowed', () => {
       expect(code(run({ ifMatch: '"8"' }, found('8'), { kind: 'taken' }))).toBe('allow');
     });
+  });
+});
+
+describe('versions that heal: an ordered version ahead of the cache means the cache is behind', () => {
+  test.each<[string, H, string, number, string, boolean]>([
+    ['If-Match one ahead passes (a lost publish)', { ifMatch: '"4"' }, '3', 200, 'allow', true],
+    ['If-Match far ahead passes', { ifMatch: '"40"' }, '3', 200, 'allow', true],
+    ['If-Match dotted ahead passes', { ifMatch: '"2.5"' }, '2.4.9', 200, 'allow', true],
+    ['If-Match big integers compare as numbers', { ifMatch: '"100000000000000000000001"' }, '100000000000000000000000', 200, 'allow', true],
+    ['If-Match behind is still refused', { ifMatch: '"2"' }, '3', 412, 'precondition_failed', false],
+    ['If-Match 1.0 against 1 is neither equal as a tag nor ahead', { ifMatch: '"1.0"' }, '1', 412, 'precondition_failed', false],
+    ['a list with one tag ahead passes', { ifMatch: '"1", "5"' }, '3', 200, 'allow', true],
+    ['a weak tag ahead never matches (§13.1.1 strong comparison)', { ifMatch: 'W/"4"' }, '3', 412, 'precondition_failed', false],
+    ['opaque versions keep exact matching', { ifMatch: '"b"' }, 'a', 412, 'precondition_failed', false],
+    ['an ordered tag against an opaque cached version is refused', { ifMatch: '"9"' }, 'abc', 412, 'precondition_failed', false],
+    ['an opaque tag against an ordered cached version is refused', { ifMatch: '"abc"' }, '3', 412, 'precondition_failed', false],
+    ['Client-Version ahead passes', { clientVersion: '4' }, '3', 200, 'allow', true],
+    ['Client-Version opaque and different is stale', { clientVersion: 'zz' }, '3', 409, 'stale_client_version', false],
+    ['If-Match ahead with If-None-Match * on an existing resource still fails (§13.2.2)', { ifMatch: '"4"', ifNoneMatch: '*' }, '3', 412, 'precondition_failed', true],
+    ['If-Match ahead with a stale Client-Version is stale', { ifMatch: '"4"', clientVersion: '2' }, '3', 409, 'stale_client_version', true],
+  ])('%s', (_n, h, cached, st, c, behind) => {
+    const d = run(h, found(cached));
+    expect([status(d), code(d)]).toEqual([st, c]);
+    const pre = parsePreconditions(h);
+    if ('kind' in pre) throw new Error('bad row');
+    expect(cacheBehind(pre, cached)).toBe(behind);
+  });
+
+  test('a healed write carries the cached version, and in claim mode takes the lease like any write', () => {
+    expect(run({ ifMatch: '"4"' }, found('3'))).toEqual({ kind: 'allow', headers: { 'X-Resource-Key': 'orders:42', 'X-Resource-Version': '3' } });
+    expect(code(run({ ifMatch: '"4"' }, found('3'), { kind: 'taken' }))).toBe('allow');
+    expect(code(run({ ifMatch: '"4"' }, found('3'), { kind: 'held', remainingMs: 900 }))).toBe('write_in_progress');
   });
 });
 
