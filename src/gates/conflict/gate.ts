@@ -126,6 +126,7 @@ export class ConflictGate {
     const rule = this.idem.empty ? undefined : this.idem.ruleFor(facts);
     const target = this.resourceFor(facts);
     if (!rule && !target) return { steps: [noRule('conflict', 'no resource rule matches')], refund: false };
+    const resourceKey = target && !('bad' in target) ? target.key : undefined;
 
     // 1. Without the store.
     let idemStep: Step | undefined;
@@ -158,7 +159,7 @@ export class ConflictGate {
           else res = { resource, key: target.key, pre };
         }
       }
-      if (resStep?.decision.kind === 'deny') return this.finish(idemStep ? [idemStep, resStep] : [resStep], mode, 'bad' in target ? undefined : target.key);
+      if (resStep?.decision.kind === 'deny') return this.finish(idemStep ? [idemStep, resStep] : [resStep], mode, resourceKey);
     }
     if (resStep && plan) {
       // Shadowed, the write goes on, but enforce would have refused it before its key was recorded:
@@ -218,7 +219,7 @@ export class ConflictGate {
       }
     }
     const steps = [idemStep, resStep].filter((s): s is Step => s !== undefined);
-    return this.finish(steps, mode, res?.key);
+    return this.finish(steps, mode, resourceKey);
   }
 
   /** Counts the denials (enforced or shadowed) by rule, and the resource key's among the hottest. */
