@@ -11,7 +11,7 @@ export interface RetryEvent {
   status: number;
   /** The problem+json `code`, when there was one. */
   code?: string;
-  /** Time waited before the next request, ms (0: none). */
+  /** Time the helper waits before the next request, ms (0: none). onRetry is told before the wait. */
   waitMs: number;
   /** Requests sent so far (reads and writes). */
   attempt: number;
@@ -21,6 +21,8 @@ export interface OptimisticStats {
   /** Requests sent, reads and writes together (bounded by maxAttempts). */
   attempts: number;
   reads: number;
+  /** Reads sent again after a 429, a 503 or a network error. */
+  readRetries: number;
   writes: number;
   /** Times the change was re-applied to a fresh read. */
   rereads: number;
@@ -78,7 +80,7 @@ export interface OptimisticOptions<T = unknown> {
   signal?: AbortSignal;
   /** Random source for the jitter (default Math.random). */
   random?: () => number;
-  /** Told of every retry as it happens. */
+  /** Told of every retry before its wait (abort the signal here to give up). */
   onRetry?: (e: RetryEvent) => void;
 }
 
@@ -135,7 +137,7 @@ export async function optimisticWrite<T = unknown>(opts: OptimisticOptions<T>): 
   const subtle = globalThis.crypto?.subtle;
   const digest = opts.contentDigest ?? subtle !== undefined;
   const key = opts.idempotencyKey === false ? null : (opts.idempotencyKey ?? globalThis.crypto.randomUUID());
-  const stats: OptimisticStats = { attempts: 0, reads: 0, writes: 0, rereads: 0, resends: 0, waits: 0, waitedMs: 0, networkErrors: 0, answers: {} };
+  const stats: OptimisticStats = { attempts: 0, reads: 0, readRetries: 0, writes: 0, rereads: 0, resends: 0, waits: 0, waitedMs: 0, networkErrors: 0, answers: {} };
   const signal = opts.signal;
 
   const headers = async (): Promise<Record<string, string>> => (typeof opts.headers === 'function' ? await opts.headers() : (opts.headers ?? {}));
@@ -153,16 +155,20 @@ export async function optimisticWrite<T = unknown>(opts: OptimisticOptions<T>): 
     }
   };
   let backoffs = 0;
-  const waitFor = async (res: Response | null): Promise<number> => {
+  /** How long to wait before the next request: Retry-After (else a doubling backoff), capped, jittered. */
+  const waitFor = (res: Response | null): number => {
     const told = res ? retryAfterMs(res.headers.get('retry-after')) : null;
     const base = told ?? baseDelayMs * 2 ** Math.min(backoffs++, 16);
-    const ms = Math.round(Math.min(base, maxWaitMs) * (0.5 + random() * 0.5));
-    if (ms > 0) {
+    return Math.round(Math.min(base, maxWaitMs) * (0.5 + random() * 0.5));
+  };
+  /** Tells onRetry first (so a caller can abort the wait itself), then waits. */
+  const retry = async (e: RetryEvent): Promise<void> => {
+    opts.onRetry?.(e);
+    if (e.waitMs > 0) {
       stats.waits++;
-      stats.waitedMs += ms;
-      await sleep(ms, signal);
+      stats.waitedMs += e.waitMs;
+      await sleep(e.waitMs, signal);
     }
-    return ms;
   };
   const note = (res: Response, code?: string) => {
     const k = code ? `${res.status} ${code}` : String(res.status);
@@ -182,8 +188,8 @@ export async function optimisticWrite<T = unknown>(opts: OptimisticOptions<T>): 
       if (res === null || res.status === 429 || res.status === 503) {
         if (res) note(res);
         await discard(res);
-        const waitMs = await waitFor(res);
-        opts.onRetry?.({ kind: 'read-again', status: res?.status ?? 0, waitMs, attempt: stats.attempts });
+        stats.readRetries++;
+        await retry({ kind: 'read-again', status: res?.status ?? 0, waitMs: waitFor(res), attempt: stats.attempts });
         continue;
       }
       if (!res.ok) {
@@ -217,18 +223,16 @@ export async function optimisticWrite<T = unknown>(opts: OptimisticOptions<T>): 
     if (res !== null && (res.status === 412 || code === 'stale_client_version' || code === 'write_in_progress')) {
       // Stale: read the new version and apply the change to it (after the lease, when one is held).
       await discard(res);
-      const waitMs = code === 'write_in_progress' ? await waitFor(res) : 0;
       stats.rereads++;
-      opts.onRetry?.({ kind: 'reread', status: res.status, ...(code ? { code } : {}), waitMs, attempt: stats.attempts });
+      await retry({ kind: 'reread', status: res.status, ...(code ? { code } : {}), waitMs: code === 'write_in_progress' ? waitFor(res) : 0, attempt: stats.attempts });
       current = null;
       pending = null;
       continue;
     }
     if (res === null || code === 'idempotency_in_flight' || res.status === 429 || res.status === 503) {
       await discard(res);
-      const waitMs = await waitFor(res);
       stats.resends++;
-      opts.onRetry?.({ kind: 'resend', status: res?.status ?? 0, ...(code ? { code } : {}), waitMs, attempt: stats.attempts });
+      await retry({ kind: 'resend', status: res?.status ?? 0, ...(code ? { code } : {}), waitMs: waitFor(res), attempt: stats.attempts });
       continue;
     }
     throw new OptimisticWriteError('refused', `the write answered ${res.status}${code ? ` ${code}` : ''}`, stats, res, problem);
