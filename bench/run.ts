@@ -95,6 +95,33 @@ function orderMix(tokens: string[]) {
     });
 }
 
+/**
+ * The same 80/20 mix with an Idempotency-Key rule on POSTs: 80 % reads, 10 % PUTs with the current
+ * If-Match, 10 % POST /api/orders (creates) each with a fresh Idempotency-Key (set per send, so a
+ * key is never repeated) and a JSON Content-Type.
+ */
+function orderMixIdempotent(tokens: string[]) {
+  return (conn: number): AcRequest[] => {
+    // Each call (bare, warm-up, measured run, trace) gets keys of its own: a repeated key would be a retry.
+    const run = randomBytes(4).toString('hex');
+    let n = 0;
+    return tokens.map((_, j) => {
+      const kind = j % 10 === 0 ? 'post' : j % 10 === 5 ? 'put' : 'get';
+      const id = ((conn + j) % ORDERS) + 1;
+      const token = tokens[(conn * 37 + j) % tokens.length];
+      if (kind !== 'post') {
+        return {
+          method: 'GET',
+          path: '/auth',
+          headers: { ...FORWARDED, 'X-Forwarded-Method': kind === 'put' ? 'PUT' : 'GET', 'X-Forwarded-Uri': `/api/orders/${id}`, Authorization: `Bearer ${token}`, ...(kind === 'put' ? { 'If-Match': `"${SEEDED_VERSION}"` } : {}) },
+        };
+      }
+      const headers = { ...FORWARDED, 'X-Forwarded-Method': 'POST', 'X-Forwarded-Uri': '/api/orders', Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
+      return { method: 'GET', path: '/auth', headers, setupRequest: (req: AcRequest) => ({ ...req, headers: { ...req.headers, 'Idempotency-Key': `"${run}-${conn}-${++n}"` } }) };
+    });
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
@@ -112,6 +139,8 @@ interface Scenario {
   expect: number[];
   target?: { ratio?: number; p99?: number };
   countRedis?: boolean;
+  /** Adds conflict.idempotency: POST /api/orders with require: true. */
+  idempotency?: boolean;
 }
 
 const HIGH_LIMIT = '[{ name: all, limit: 1000000000, window: 60s }]';
@@ -125,6 +154,7 @@ function scenarios(tokens: string[]): Scenario[] {
     { id: 'c429', title: 'deny 429 over limit (Redis, log info)', logLevel: 'info', redis: 'up', rules: '[{ name: tight, limit: 1, window: 3600s }]', conflict: false, requests: authOnly(tokens, '/api/orders/1'), expect: [200, 429], countRedis: true },
     { id: 'd', title: 'Redis down: mix, fail modes memory/allow', logLevel: 'warn', redis: 'down', rules: HIGH_LIMIT, conflict: true, requests: orderMix(tokens), expect: [200] },
     { id: 'e', title: 'conflict mix 80/20, all three gates', logLevel: 'warn', redis: 'up', rules: HIGH_LIMIT, conflict: true, requests: orderMix(tokens), expect: [200], target: { ratio: 0.45, p99: 5 }, countRedis: true },
+    { id: 'ei', title: 'mix 80/10/10 + Idempotency-Key on POSTs', logLevel: 'warn', redis: 'up', rules: HIGH_LIMIT, conflict: true, idempotency: true, requests: orderMixIdempotent(tokens), expect: [200], countRedis: true },
   ];
 }
 
@@ -143,7 +173,7 @@ ${s.conflict ? '    - { methods: [PUT, POST, PATCH, DELETE], path: "/api/orders/
   rules: ${s.rules}
 conflict:
   onStoreError: allow
-  resources:${s.conflict ? '\n    - { path: "/api/orders/:id", key: "orders:{id}", require: if-match }' : ' []'}
+  resources:${s.conflict ? '\n    - { path: "/api/orders/:id", key: "orders:{id}", require: if-match }' : ' []'}${s.idempotency ? '\n  idempotency:\n    - { methods: [POST], path: "/api/orders", require: true, inFlight: 30s, ttl: 10m }' : ''}
 `.replace('requireScopes:\n    []', 'requireScopes: []');
 }
 
@@ -267,7 +297,8 @@ async function main(): Promise<void> {
         if (s.countRedis) {
           const list = s.requests(0);
           trace = await traceDecisions(redisUrl, 200, async (i) => {
-            const req = list[i % list.length]!;
+            const listed = list[i % list.length]!;
+            const req = listed.setupRequest ? listed.setupRequest(listed) : listed;
             const res = await fetch(`http://127.0.0.1:${gate.port}${req.path}`, { method: req.method, headers: req.headers });
             await res.arrayBuffer();
           });

@@ -5,6 +5,8 @@ declare module 'autocannon' {
     path?: string;
     headers?: Record<string, string>;
     body?: string;
+    /** Called before each send of this request (a fresh Idempotency-Key per POST). */
+    setupRequest?: (req: AcRequest) => AcRequest;
   }
   export interface AcClient {
     setRequests(requests: AcRequest[]): void;
