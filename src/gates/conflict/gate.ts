@@ -41,6 +41,10 @@ const REFUNDED: ReadonlySet<DenyCode> = new Set<DenyCode>(['precondition_failed'
 
 const ANONYMOUS: Caller = { clientId: null, claims: null };
 
+// Reads are most of the traffic: their answer is one shared, frozen object.
+const NOT_A_WRITE: ConflictCheck = Object.freeze({ steps: Object.freeze([noRule('conflict', 'not a write')]) as Step[], refund: false });
+const NO_RULE: ConflictCheck = Object.freeze({ steps: Object.freeze([noRule('conflict', 'no resource rule matches')]) as Step[], refund: false });
+
 interface KeyPlan {
   rule: CompiledIdempotencyRule;
   key: string;
@@ -122,10 +126,10 @@ export class ConflictGate {
    *    client may fix it and send it again with the same key.
    */
   async check(facts: RequestFacts, mode: RunMode = 'live', ctx: ConflictContext = { caller: ANONYMOUS }): Promise<ConflictCheck> {
-    if (!UNSAFE.has(facts.method)) return { steps: [noRule('conflict', 'not a write')], refund: false };
+    if (!UNSAFE.has(facts.method)) return NOT_A_WRITE;
     const rule = this.idem.empty ? undefined : this.idem.ruleFor(facts);
     const target = this.resourceFor(facts);
-    if (!rule && !target) return { steps: [noRule('conflict', 'no resource rule matches')], refund: false };
+    if (!rule && !target) return NO_RULE;
     const resourceKey = target && !('bad' in target) ? target.key : undefined;
 
     // 1. Without the store.
