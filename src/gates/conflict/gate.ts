@@ -212,9 +212,10 @@ export class ConflictGate {
         const decision = decideConflict(key, pre, ver.version, ver.lease, this.policy);
         if (decision.kind === 'deny') {
           // The lease was taken with the read (one round trip); a write refused here gives it back at
-          // once, and its key's record too (in shadow also: the store sees what enforce does).
+          // once, and its key's record too (in shadow also: the store sees what enforce does). The
+          // record goes before the answer does: the corrected write may reach another replica at once.
           giveLeaseBack();
-          if (mine && plan) this.abandon(plan.scope, mine.token);
+          if (mine && plan) await this.abandon(plan.scope, mine.token);
         } else if (mode === 'live' && ver.version.kind === 'found' && cacheBehind(pre, ver.version.version)) {
           this.opts.metrics.versionHeal(resource.pattern);
           seen.healed = true;
@@ -286,9 +287,9 @@ export class ConflictGate {
     store.release(key, token).catch((err: unknown) => metrics.storeError(store.kind, 'release', storeErrorCode(err)));
   }
 
-  private abandon(scope: string, token: string): void {
+  private async abandon(scope: string, token: string): Promise<void> {
     const { store, metrics } = this.opts;
-    store.abandonIdempotent(scope, token).catch((err: unknown) => metrics.storeError(store.kind, 'idempotency_abandon', storeErrorCode(err)));
+    await store.abandonIdempotent(scope, token).catch((err: unknown) => metrics.storeError(store.kind, 'idempotency_abandon', storeErrorCode(err)));
   }
 }
 
