@@ -54,6 +54,14 @@ export interface OptimisticSimResult {
   totals: OptimisticStats;
   /** Keys the upstream ended through the client library. */
   keysEnded: number;
+  /** Times a PUT reached the upstream while another PUT on the same counter had not applied yet (0 unless the gate let two through). */
+  overlaps: number;
+  /** Upstream calls to the gate's admin API that failed (publishes are tried up to 3 times; an end is not). */
+  upstreamFailures: { publish: number; end: number };
+  /** The longest time from a PUT's arrival at the upstream to its publish, ms (a lease must outlast it). */
+  longestWriteMs: number;
+  /** The gate's conflict_gate_store_errors_total / store_errors_total over the run, by op and code. */
+  storeErrors: Record<string, number>;
   elapsedMs: number;
   perCounter: { id: string; value: number; version: number }[];
 }
@@ -65,10 +73,17 @@ interface Counter {
   version: number;
 }
 
-async function startUpstream(ids: string[], writeDelayMs: number, publisher: VersionPublisher): Promise<{ url: string; port: number; counters: Map<string, Counter>; applied: () => number; ended: () => number; close(): Promise<void> }> {
+async function startUpstream(ids: string[], writeDelayMs: number, publisher: VersionPublisher): Promise<{ url: string; port: number; counters: Map<string, Counter>; applied: () => number; ended: () => number; overlaps: () => number; longestMs: () => number; failures: () => { publish: number; end: number }; close(): Promise<void> }> {
   const counters = new Map(ids.map((id) => [id, { value: 0, version: 1 }]));
   let applied = 0;
   let ended = 0;
+  // What would explain a loss: two PUTs on one counter in the upstream at once (the gate let both
+  // through), and the longest time from a PUT's arrival to its publish (a lease shorter than it expires).
+  const busy = new Map<string, number>();
+  let overlaps = 0;
+  let longestMs = 0;
+  let publishFailures = 0;
+  let endFailures = 0;
   const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
     const text = JSON.stringify(body);
     res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
@@ -91,17 +106,38 @@ async function startUpstream(ids: string[], writeDelayMs: number, publisher: Ver
     req.on('end', () => {
       void (async () => {
         const { value } = JSON.parse(text) as { value: number };
+        const arrived = performance.now();
+        busy.set(id, (busy.get(id) ?? 0) + 1);
+        if (busy.get(id)! > 1) overlaps++;
         await new Promise((r) => setTimeout(r, writeDelayMs));
         // No If-Match check, no lock: that is what the gate is in front for.
         counter.value = value;
         counter.version += 1;
         applied++;
-        await publisher.publish(`counters:${id}`, counter.version);
-        // The gate tells the upstream whose key this is (X-Auth-Subject, X-Idempotency-Key).
+        busy.set(id, busy.get(id)! - 1);
+        const version = counter.version;
+        // Publishing ends the lease; a failed publish is tried again (else the lease runs out and
+        // the cache heals on the next write that names the new version).
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await publisher.publish(`counters:${id}`, version);
+            break;
+          } catch (err) {
+            publishFailures++;
+            if (attempt >= 3) throw err;
+          }
+        }
+        longestMs = Math.max(longestMs, performance.now() - arrived);
+        // The gate tells the upstream whose key this is (X-Auth-Subject, X-Idempotency-Key). Ending
+        // the in-flight state is a courtesy to retries: the write is done whether or not it works.
         const key = header(req, 'x-idempotency-key');
         const subject = header(req, 'x-auth-subject');
-        if (key && subject && (await publisher.endIdempotency({ client: subject }, key)) === 'ended') ended++;
-        json(res, 200, { id, value: counter.value }, { ETag: `"${counter.version}"` });
+        if (key && subject) {
+          const r = await publisher.endIdempotency({ client: subject }, key).catch(() => 'failed' as const);
+          if (r === 'ended') ended++;
+          else if (r === 'failed') endFailures++;
+        }
+        json(res, 200, { id, value: counter.value }, { ETag: `"${version}"` });
       })().catch((err: unknown) => json(res, 500, { error: String(err) }));
     });
   });
@@ -115,6 +151,9 @@ async function startUpstream(ids: string[], writeDelayMs: number, publisher: Ver
     counters,
     applied: () => applied,
     ended: () => ended,
+    overlaps: () => overlaps,
+    longestMs: () => Math.round(longestMs),
+    failures: () => ({ publish: publishFailures, end: endFailures }),
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();
@@ -146,9 +185,12 @@ export async function runOptimistic(o: OptimisticSimOptions): Promise<Optimistic
   try {
     gate = await startGate({
       yaml: `
-store: { url: "${redisUrl}", keyPrefix: "${prefix}" }
+store: { url: "${redisUrl}", keyPrefix: "${prefix}", commandTimeout: 1s }
 auth: { jwksFile: jwks.json, issuer: "${ISSUER}", audience: "${AUDIENCE}", algorithms: [ES256] }
 conflict:
+  # Claim mode is a guarantee only if it fails closed: with the default onStoreError: allow, a
+  # store call that times out lets the write through without a lease.
+  onStoreError: deny
   claim: { enabled: true, lease: ${o.lease ?? '5s'} }
   resources:
     - { path: "/counters/:id", key: "counters:{id}", require: if-match }
@@ -192,6 +234,14 @@ conflict:
       }),
     );
     const elapsedMs = Math.round(performance.now() - t0);
+    const storeErrors: Record<string, number> = {};
+    for (const line of (await (await fetch(`${gate.adminUrl}/metrics`)).text()).split('\n')) {
+      const m = /^(?:conflict_gate_)?store_errors_total\{([^}]*)\} (\d+)/.exec(line);
+      if (!m) continue;
+      const op = /op="([^"]*)"/.exec(m[1]!)?.[1] ?? '';
+      const code = /code="([^"]*)"/.exec(m[1]!)?.[1] ?? '';
+      storeErrors[`${op} ${code}`] = Number(m[2]);
+    }
     const perCounter = ids.map((id) => ({ id, ...upstream!.counters.get(id)! }));
     const finalSum = perCounter.reduce((a, c) => a + c.value, 0);
     return {
@@ -204,6 +254,10 @@ conflict:
       failed,
       totals,
       keysEnded: upstream.ended(),
+      storeErrors,
+      overlaps: upstream.overlaps(),
+      upstreamFailures: upstream.failures(),
+      longestWriteMs: upstream.longestMs(),
       elapsedMs,
       perCounter,
     };
@@ -234,6 +288,7 @@ export function describeOptimistic(r: OptimisticSimResult): string {
   return (
     `${r.clients} clients × ${r.increments} increments on ${r.counters} counters through Caddy: applied ${r.applied}, final sum ${r.finalSum}, lost ${r.lost}, failed ${r.failed}; ` +
     `requests ${t.attempts} (reads ${t.reads}, writes ${t.writes}), retries ${t.rereads + t.resends} (re-reads ${t.rereads}, resends ${t.resends}), ` +
-    `waits ${t.waits} (${t.waitedMs} ms in all), keys ended ${r.keysEnded}; elapsed ${r.elapsedMs} ms; answers {${answers}}`
+    `waits ${t.waits} (${t.waitedMs} ms in all), keys ended ${r.keysEnded}; elapsed ${r.elapsedMs} ms; answers {${answers}}` +
+    `; upstream overlaps ${r.overlaps}, longest write ${r.longestWriteMs} ms, failed publishes ${r.upstreamFailures.publish}, failed ends ${r.upstreamFailures.end}; gate store errors {${Object.entries(r.storeErrors).map(([k, v]) => `${k}: ${v}`).join(', ')}}`
   );
 }

@@ -98,7 +98,7 @@ export class MemoryStore implements VersionStore {
   }
 
   private view(r: IdemRecord): IdempotencyRecord {
-    return { fingerprint: r.fingerprint, inFlightMs: Math.max(0, r.inFlightUntil - this.now()) };
+    return { fingerprint: r.fingerprint, inFlightMs: Math.max(0, r.inFlightUntil - this.now()), ended: r.inFlightUntil === 0, token: r.token };
   }
 
   async beginIdempotent(scope: string, fingerprint: string, token: string, inFlightMs: number, ttlMs: number): Promise<IdempotencyBegin> {
@@ -128,8 +128,19 @@ export class MemoryStore implements VersionStore {
     return wasInFlight ? 'ended' : 'already_ended';
   }
 
-  async abandonIdempotent(scope: string, token: string): Promise<void> {
-    if (this.idem(scope)?.token === token) this.idempotent.delete(scope);
+  async rearmIdempotent(scope: string, heldBy: string, token: string, inFlightMs: number): Promise<boolean> {
+    const r = this.idem(scope);
+    if (!r || r.token !== heldBy || r.inFlightUntil === 0 || r.inFlightUntil > this.now()) return false;
+    r.token = token;
+    r.inFlightUntil = this.now() + inFlightMs;
+    return true;
+  }
+
+  async abandonIdempotent(scope: string, token: string, keep = false): Promise<void> {
+    const r = this.idem(scope);
+    if (r?.token !== token) return;
+    if (keep) r.inFlightUntil = 1;
+    else this.idempotent.delete(scope);
   }
 
   async remember(id: string, value: string, ttlMs: number): Promise<void> {

@@ -54,6 +54,10 @@ export interface IdempotencyRecord {
   fingerprint: string;
   /** Time left in flight, ms; 0 once the upstream ended it or inFlight ran out. */
   inFlightMs: number;
+  /** The upstream ended it (admin API, client library): it has the answer to a retry. */
+  ended: boolean;
+  /** The request that holds it: the one that made it, or re-armed it last. */
+  token: string;
 }
 
 /** `recorded`: this request made the record (and holds it in flight); `exists`: another request did. */
@@ -125,8 +129,17 @@ export interface VersionStore {
   peekIdempotent(scope: string): Promise<IdempotencyRecord | null>;
   /** Ends the in-flight state early (the upstream finished); with `forget`, deletes the record. */
   endIdempotent(scope: string, forget?: boolean): Promise<IdempotencyEnd>;
-  /** Deletes the record if `token` made it (a first request the conflict gate then refused). */
-  abandonIdempotent(scope: string, token: string): Promise<void>;
+  /**
+   * Puts a record whose in-flight time ran out without the upstream ending it back in flight for
+   * `inFlightMs`, held by `token`, if `heldBy` still holds it (a retry of a request whose outcome the
+   * gate does not know). False when another retry re-armed it first, or it is in flight or ended.
+   */
+  rearmIdempotent(scope: string, heldBy: string, token: string, inFlightMs: number): Promise<boolean>;
+  /**
+   * A request the conflict gate refused gives its hold back, if `token` holds the record: deletes
+   * the record it made, or (`keep`, a re-armed record) puts it back out of flight.
+   */
+  abandonIdempotent(scope: string, token: string, keep?: boolean): Promise<void>;
   /** Keeps a small value for `ttlMs` (denials awaiting a proxy's replay). */
   remember(id: string, value: string, ttlMs: number): Promise<void>;
   recall(id: string): Promise<string | null>;

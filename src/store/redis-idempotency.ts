@@ -7,12 +7,14 @@ import type { IdempotencyBegin, IdempotencyEnd, IdempotencyRecord } from './port
 
 /**
  * KEYS: idem:{scope}. ARGV[1] is the operation:
- *   begin fingerprint token inFlightMs ttlMs → {'recorded'} | {'exists', fingerprint, inFlightMs left}
- *   peek                                     → {'missing'}  | {'exists', fingerprint, inFlightMs left}
+ *   begin fingerprint token inFlightMs ttlMs → {'recorded'} | {'exists', fingerprint, inFlightMs left, ended 0|1, token}
+ *   peek                                     → {'missing'}  | {'exists', fingerprint, inFlightMs left, ended 0|1, token}
  *   end | forget                             → 'ended' | 'already_ended' | 'missing'
- *   abandon token                            → 'ok' (deletes the record if `token` made it)
- * The value is `<in flight until, ms>|<token>|<fingerprint>`; "until" is Redis' own clock (TIME),
- * so replicas with skewed clocks agree on when a key stops being in flight.
+ *   rearm heldBy token inFlightMs            → 1 when it put an expired, not ended record held by `heldBy` back in flight, else 0
+ *   abandon token keep                       → 'ok' (if `token` holds it: deletes it, or with keep=1 puts it out of flight)
+ * The value is `<in flight until, ms>|<token>|<fingerprint>`: "until" 0 means the upstream ended it,
+ * 1 that a refused retry gave it back; it is Redis' own clock (TIME), so replicas with skewed
+ * clocks agree on when a key stops being in flight.
  */
 export const LUA_IDEMPOTENCY = `
 local t = redis.call('TIME')
@@ -25,7 +27,7 @@ if cur then
   if a then untilMs = tonumber(a); token = b; fp = c end
 end
 if op == 'begin' or op == 'peek' then
-  if fp then return {'exists', fp, math.max(0, untilMs - now)} end
+  if fp then return {'exists', fp, math.max(0, untilMs - now), untilMs == 0 and 1 or 0, token} end
   if op == 'peek' then return {'missing'} end
   redis.call('SET', KEYS[1], string.format('%.0f', now + tonumber(ARGV[4])) .. '|' .. ARGV[3] .. '|' .. ARGV[2], 'PX', ARGV[5])
   return {'recorded'}
@@ -35,14 +37,27 @@ if op == 'end' or op == 'forget' then
   local was = untilMs > now
   if op == 'forget' then
     redis.call('DEL', KEYS[1])
-  elseif was then
+  elseif untilMs ~= 0 then
     redis.call('SET', KEYS[1], '0|' .. token .. '|' .. fp, 'KEEPTTL')
   end
   if was then return 'ended' end
   return 'already_ended'
 end
+if op == 'rearm' then
+  if fp and token == ARGV[2] and untilMs ~= 0 and untilMs <= now then
+    redis.call('SET', KEYS[1], string.format('%.0f', now + tonumber(ARGV[4])) .. '|' .. ARGV[3] .. '|' .. fp, 'KEEPTTL')
+    return 1
+  end
+  return 0
+end
 if op == 'abandon' then
-  if token == ARGV[2] then redis.call('DEL', KEYS[1]) end
+  if fp and token == ARGV[2] then
+    if ARGV[3] == '1' then
+      redis.call('SET', KEYS[1], '1|' .. token .. '|' .. fp, 'KEEPTTL')
+    else
+      redis.call('DEL', KEYS[1])
+    end
+  end
   return 'ok'
 end
 return redis.error_reply('cgIdem: unknown operation')
@@ -50,7 +65,7 @@ return redis.error_reply('cgIdem: unknown operation')
 
 export const IDEMPOTENCY_COMMAND = 'cgIdem';
 
-type Reply = [string, string?, number?] | string;
+type Reply = [string, string?, number?, number?, string?] | string;
 
 /** Defines the script's command on a client (EVALSHA, reloaded by ioredis on NOSCRIPT). */
 export function defineIdempotency(client: Redis): void {
@@ -83,11 +98,15 @@ export class IdempotencyOps {
     return (await this.send(this.keys.idempotency(scope), [forget ? 'forget' : 'end'])) as IdempotencyEnd;
   }
 
-  async abandon(scope: string, token: string): Promise<void> {
-    await this.send(this.keys.idempotency(scope), ['abandon', token]);
+  async rearm(scope: string, heldBy: string, token: string, inFlightMs: number): Promise<boolean> {
+    return Number(await this.send(this.keys.idempotency(scope), ['rearm', heldBy, token, Math.ceil(inFlightMs)])) === 1;
+  }
+
+  async abandon(scope: string, token: string, keep = false): Promise<void> {
+    await this.send(this.keys.idempotency(scope), ['abandon', token, keep ? '1' : '0']);
   }
 }
 
-function record(r: [string, string?, number?]): IdempotencyRecord {
-  return { fingerprint: r[1] ?? '', inFlightMs: Math.max(0, Number(r[2] ?? 0)) };
+function record(r: [string, string?, number?, number?, string?]): IdempotencyRecord {
+  return { fingerprint: r[1] ?? '', inFlightMs: Math.max(0, Number(r[2] ?? 0)), ended: Number(r[3]) === 1, token: r[4] ?? '' };
 }

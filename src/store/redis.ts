@@ -273,8 +273,12 @@ export class RedisStore implements VersionStore {
     return this.idem.end(scope, forget);
   }
 
-  abandonIdempotent(scope: string, token: string): Promise<void> {
-    return this.idem.abandon(scope, token);
+  rearmIdempotent(scope: string, heldBy: string, token: string, inFlightMs: number): Promise<boolean> {
+    return this.idem.rearm(scope, heldBy, token, inFlightMs);
+  }
+
+  abandonIdempotent(scope: string, token: string, keep?: boolean): Promise<void> {
+    return this.idem.abandon(scope, token, keep);
   }
 
   async remember(id: string, value: string, ttlMs: number): Promise<void> {

@@ -18,6 +18,7 @@ describe.skipIf(missing)('optimisticWrite through Caddy + the gate in claim mode
     expect(r.applied).toBe(640);
     expect(r.finalSum).toBe(640);
     expect(r.lost).toBe(0);
+    expect(r.overlaps).toBe(0); // the gate never let two writes on one counter reach the upstream at once
     // Every logical write was one successful write, plus the retries the gate's answers asked for.
     expect(r.totals.writes).toBe(640 + r.totals.rereads + r.totals.resends);
     expect(r.totals.reads).toBe(640 + r.totals.rereads + r.totals.readRetries);

@@ -57,7 +57,7 @@ describe.each([
     const sc = scope();
     await s.store.beginIdempotent(sc, 'fp', 'tok', 150, 60_000);
     await s.pass(250);
-    expect(await s.store.peekIdempotent(sc)).toEqual({ fingerprint: 'fp', inFlightMs: 0 });
+    expect(await s.store.peekIdempotent(sc)).toEqual({ fingerprint: 'fp', inFlightMs: 0, ended: false, token: 'tok' });
     await s.close();
   });
 
@@ -77,7 +77,7 @@ describe.each([
     expect(await s.store.endIdempotent(sc)).toBe('missing');
     await s.store.beginIdempotent(sc, 'fp', 'tok', 60_000, 120_000);
     expect(await s.store.endIdempotent(sc)).toBe('ended');
-    expect(await s.store.peekIdempotent(sc)).toEqual({ fingerprint: 'fp', inFlightMs: 0 });
+    expect(await s.store.peekIdempotent(sc)).toEqual({ fingerprint: 'fp', inFlightMs: 0, ended: true, token: 'tok' });
     expect(await s.store.endIdempotent(sc)).toBe('already_ended');
     expect(await s.store.endIdempotent(sc, true)).toBe('already_ended');
     expect(await s.store.peekIdempotent(sc)).toBeNull();
@@ -92,6 +92,37 @@ describe.each([
     expect(await s.store.peekIdempotent(sc)).not.toBeNull();
     await s.store.abandonIdempotent(sc, 'mine');
     expect(await s.store.peekIdempotent(sc)).toBeNull();
+    await s.close();
+  });
+
+  test('end marks a record whose in-flight time ran out as ended too', async () => {
+    const s = await make();
+    const sc = scope();
+    await s.store.beginIdempotent(sc, 'fp', 'tok', 100, 60_000);
+    await s.pass(200);
+    expect(await s.store.endIdempotent(sc)).toBe('already_ended');
+    expect((await s.store.peekIdempotent(sc))?.ended).toBe(true);
+    await s.close();
+  });
+
+  test('rearm: only an expired, not ended record, only by the request that holds it, only once', async () => {
+    const s = await make();
+    const sc = scope();
+    await s.store.beginIdempotent(sc, 'fp', 'first', 100, 60_000);
+    expect(await s.store.rearmIdempotent(sc, 'first', 'second', 5000)).toBe(false); // still in flight
+    await s.pass(200);
+    expect(await s.store.rearmIdempotent(sc, 'someone', 'second', 5000)).toBe(false);
+    expect(await s.store.rearmIdempotent(sc, 'first', 'second', 5000)).toBe(true);
+    expect(await s.store.rearmIdempotent(sc, 'first', 'third', 5000)).toBe(false); // another retry got there first
+    const held = await s.store.peekIdempotent(sc);
+    expect(held).toMatchObject({ fingerprint: 'fp', ended: false, token: 'second' });
+    expect(held!.inFlightMs).toBeGreaterThan(0);
+    // a refused re-armed retry puts it back out of flight, keeping the record
+    await s.store.abandonIdempotent(sc, 'second', true);
+    expect(await s.store.peekIdempotent(sc)).toMatchObject({ inFlightMs: 0, ended: false, token: 'second' });
+    // an ended record is never re-armed
+    await s.store.endIdempotent(sc);
+    expect(await s.store.rearmIdempotent(sc, 'second', 'fourth', 5000)).toBe(false);
     await s.close();
   });
 

@@ -20,12 +20,14 @@ beforeAll(async () => {
 conflict:
   resources:
     - { path: "/api/orders/:id", key: "orders:{id}", require: if-match }
+    - { path: "/api/items/:id", key: "items:{id}", require: if-match }
   idempotency:
     - { methods: [POST], path: "/api/orders", require: true, inFlight: 30s, ttl: 24h }
     - { methods: [POST], path: "/api/payments", inFlight: 400ms, ttl: 1500ms }
     - { methods: [PUT, PATCH], path: "/api/orders/:id", inFlight: 30s, ttl: 1h }
     - { methods: [POST], path: "/public/signup", require: true }
     - { methods: [POST], path: "/api/watched", require: true, mode: shadow }
+    - { methods: [PUT], path: "/api/items/:id", inFlight: 300ms, ttl: 1h }
   idempotencyBody: { maxBytes: 1024, timeout: 300ms }
 `));
 });
@@ -137,6 +139,8 @@ describe('the contract table', () => {
     expect((await auth(g.url, 'POST', '/api/payments', h)).status).toBe(409);
     await sleep(500);
     expect((await auth(g.url, 'POST', '/api/payments', h)).status).toBe(200);
+    // Nobody ended it, so that retry now holds the key in flight in its turn: two never run at once.
+    expect((await auth(g.url, 'POST', '/api/payments', h)).status).toBe(409);
     expect((await auth(g.url, 'POST', '/api/payments?x', h)).status).toBe(422);
     await sleep(1200);
     expect((await auth(g.url, 'POST', '/api/payments?x', h)).status).toBe(200);
@@ -302,6 +306,23 @@ describe('order with the preconditions (PUT /api/orders/:id, cached version 3)',
     // Without the key (or with a new one) the same stale write is refused as ever.
     expect((await auth(g.url, 'PUT', '/api/orders/8', { ...alice, 'If-Match': '"3"' })).status).toBe(412);
     expect((await auth(g.url, 'PUT', '/api/orders/8', { ...alice, 'Idempotency-Key': newKey(), 'If-Match': '"3"' })).status).toBe(412);
+  });
+
+  test('a retry after the in-flight time ran out, never ended by the upstream, meets the preconditions again', async () => {
+    // The gate cannot know whether the first attempt reached the upstream: only an end says so.
+    await f.raw.set(`${prefix}ver:{items:1}`, '3');
+    const k = newKey();
+    const h = { ...alice, 'Idempotency-Key': k, 'If-Match': '"3"' };
+    expect((await auth(g.url, 'PUT', '/api/items/1', h)).status).toBe(200);
+    expect((await admin(g, 'PUT', '/versions/items:1', { version: '4' })).status).toBe(200);
+    await sleep(400);
+    const expired = await auth(g.url, 'PUT', '/api/items/1', h);
+    expect(expired.status).toBe(412);
+    // Refused, it gave the key back out of flight, and the record stayed: once the upstream ends
+    // it, the same retry passes, for the upstream to answer from what it stored.
+    expect((await auth(g.url, 'PUT', '/api/items/1?other', h)).status).toBe(422);
+    expect((await admin(g, 'POST', '/idempotency/end', { client: 'alice', key: k })).status).toBe(200);
+    expect((await auth(g.url, 'PUT', '/api/items/1', h)).status).toBe(200);
   });
 
   test('a key in flight is 409 before the preconditions are looked at', async () => {

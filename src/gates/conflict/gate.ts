@@ -61,7 +61,15 @@ interface Recorded {
   fingerprint: Fingerprint;
   outcome: RecordOutcome;
   token: string;
+  /** The token of the request holding an existing record. */
+  heldBy?: string;
   body: BodyRead;
+}
+
+/** The key's record this request holds, and whether it re-armed another's (then a refusal only puts it back out of flight). */
+interface Held {
+  token: string;
+  rearmed: boolean;
 }
 
 interface VersionRead {
@@ -180,11 +188,16 @@ export class ConflictGate {
 
     // 3. The key's verdict.
     let retry = false;
-    let mine: Recorded | undefined;
+    let mine: Held | undefined;
     if (plan && rec) {
-      const verdict = decideIdempotency(rec.fingerprint, rec.outcome, this.policy.onStoreError);
+      let verdict = decideIdempotency(rec.fingerprint, rec.outcome, this.policy.onStoreError);
       const headers = { [H.idempotencyKey]: plan.key };
       const seen = keySeen(plan, rec, mode);
+      if (verdict.kind === 'expired' && mode === 'live') {
+        // Take the key in flight again, so that two such retries never run at once.
+        verdict = await this.rearm(plan, rec, seen);
+        if (verdict.kind === 'first') mine = { token: rec.token, rearmed: true };
+      }
       const decision = verdict.kind === 'deny' ? verdict.deny : { kind: 'allow' as const, headers };
       idemStep = withMode('conflict', plan.rule.pattern, plan.rule.mode, decision, seen, headers);
       if (idemStep.decision.kind === 'deny') {
@@ -192,7 +205,7 @@ export class ConflictGate {
         return this.finish([idemStep], mode, undefined);
       }
       retry = verdict.kind === 'retry';
-      if (verdict.kind === 'first' && mode === 'live') mine = rec;
+      if (verdict.kind === 'first' && mode === 'live' && !mine) mine = { token: rec.token, rearmed: false };
     }
 
     // 4. The preconditions.
@@ -215,7 +228,7 @@ export class ConflictGate {
           // once, and its key's record too (in shadow also: the store sees what enforce does). The
           // record goes before the answer does: the corrected write may reach another replica at once.
           giveLeaseBack();
-          if (mine && plan) await this.abandon(plan.scope, mine.token);
+          if (mine && plan) await this.abandon(plan.scope, mine.token, mine.rearmed);
         } else if (mode === 'live' && ver.version.kind === 'found' && cacheBehind(pre, ver.version.version)) {
           this.opts.metrics.versionHeal(resource.pattern);
           seen.healed = true;
@@ -247,18 +260,32 @@ export class ConflictGate {
     const token = randomBytes(8).toString('base64url');
     let outcome: RecordOutcome;
     try {
-      if (mode === 'live') {
-        const r = await store.beginIdempotent(plan.scope, encodeFingerprint(fingerprint), token, plan.rule.inFlightMs, plan.rule.ttlMs);
-        outcome = r.kind === 'recorded' ? r : { kind: 'exists', ...r.record };
-      } else {
-        const r = await store.peekIdempotent(plan.scope);
-        outcome = r === null ? { kind: 'recorded' } : { kind: 'exists', ...r };
-      }
+      const r = mode === 'live' ? await store.beginIdempotent(plan.scope, encodeFingerprint(fingerprint), token, plan.rule.inFlightMs, plan.rule.ttlMs) : await store.peekIdempotent(plan.scope).then((rec) => (rec === null ? ({ kind: 'recorded' } as const) : ({ kind: 'exists', record: rec } as const)));
+      if (r.kind === 'recorded') return { fingerprint, outcome: r, token, body: read };
+      const { fingerprint: theirs, inFlightMs, ended, token: heldBy } = r.record;
+      outcome = { kind: 'exists', fingerprint: theirs, inFlightMs, ended };
+      return { fingerprint, outcome, token, heldBy, body: read };
     } catch (err) {
       if (mode === 'live') metrics.storeError(store.kind, 'idempotency', storeErrorCode(err));
       outcome = { kind: 'store_error' };
     }
     return { fingerprint, outcome, token, body: read };
+  }
+
+  /** An expired, not ended record of this same request: hold it again (`first`), or 409 when another retry just did. */
+  private async rearm(plan: KeyPlan, rec: Recorded, seen: Seen): Promise<ReturnType<typeof decideIdempotency>> {
+    const { store, metrics } = this.opts;
+    try {
+      if (await store.rearmIdempotent(plan.scope, rec.heldBy ?? '', rec.token, plan.rule.inFlightMs)) {
+        seen.record = 'expired, held again';
+        return { kind: 'first' };
+      }
+      const now = await store.peekIdempotent(plan.scope);
+      return decideIdempotency(rec.fingerprint, now === null ? { kind: 'recorded' } : { kind: 'exists', fingerprint: now.fingerprint, inFlightMs: Math.max(now.inFlightMs, 1), ended: now.ended }, this.policy.onStoreError);
+    } catch (err) {
+      metrics.storeError(store.kind, 'idempotency', storeErrorCode(err));
+      return decideIdempotency(rec.fingerprint, { kind: 'store_error' }, this.policy.onStoreError);
+    }
   }
 
   private async readVersion(key: string, mode: RunMode): Promise<VersionRead> {
@@ -287,9 +314,9 @@ export class ConflictGate {
     store.release(key, token).catch((err: unknown) => metrics.storeError(store.kind, 'release', storeErrorCode(err)));
   }
 
-  private async abandon(scope: string, token: string): Promise<void> {
+  private async abandon(scope: string, token: string, keep: boolean): Promise<void> {
     const { store, metrics } = this.opts;
-    await store.abandonIdempotent(scope, token).catch((err: unknown) => metrics.storeError(store.kind, 'idempotency_abandon', storeErrorCode(err)));
+    await store.abandonIdempotent(scope, token, keep).catch((err: unknown) => metrics.storeError(store.kind, 'idempotency_abandon', storeErrorCode(err)));
   }
 }
 
@@ -297,7 +324,17 @@ export class ConflictGate {
 function keySeen(plan: KeyPlan, rec: Recorded, mode: RunMode): Seen {
   const o = rec.outcome;
   const record =
-    o.kind === 'recorded' ? (mode === 'live' ? 'recorded' : 'none') : o.kind === 'store_error' ? 'store unavailable' : o.inFlightMs > 0 ? `in flight ${Math.ceil(o.inFlightMs / 1000)}s` : 'done';
+    o.kind === 'recorded'
+      ? mode === 'live'
+        ? 'recorded'
+        : 'none'
+      : o.kind === 'store_error'
+        ? 'store unavailable'
+        : o.inFlightMs > 0
+          ? `in flight ${Math.ceil(o.inFlightMs / 1000)}s`
+          : o.ended
+            ? 'ended by the upstream'
+            : 'in flight time ran out';
   const body = rec.body.kind === 'hashed' ? `sha-256 of ${rec.body.bytes} bytes` : rec.body.kind === 'none' ? 'not forwarded' : `not used (${rec.body.why})`;
   return { idempotencyKey: plan.key, record, body };
 }

@@ -82,13 +82,19 @@ export function checkKey(required: boolean, k: KeyParse): Deny | null {
 }
 
 /** What the store said of the key: this request recorded it, another request had, or the store failed. */
-export type RecordOutcome = { kind: 'recorded' } | { kind: 'exists'; fingerprint: string; inFlightMs: number } | { kind: 'store_error' };
+export type RecordOutcome = { kind: 'recorded' } | { kind: 'exists'; fingerprint: string; inFlightMs: number; ended: boolean } | { kind: 'store_error' };
 
 export type Verdict =
   /** This request is the key's first: it goes on to the preconditions, holding the key in flight. */
   | { kind: 'first' }
-  /** A retry of a request that is no longer in flight: through, for the upstream to answer from what it stored. */
+  /** A retry of a request the upstream ended: through, for the upstream to answer from what it stored. */
   | { kind: 'retry' }
+  /**
+   * A retry of a request whose in-flight time ran out without the upstream ending it: the gate does
+   * not know whether the first attempt ever reached the upstream, so this one is handled as a first
+   * request (it holds the key in flight again, and the preconditions and the lease apply).
+   */
+  | { kind: 'expired' }
   /** The store failed and `onStoreError: allow`: through, unprotected. */
   | { kind: 'unprotected' }
   | { kind: 'deny'; deny: Deny };
@@ -96,7 +102,8 @@ export type Verdict =
 /**
  * The draft's table: the same client's key with a different request is 422 whatever its state
  * (the key is bound to its first request for `ttl`); with the same request it is 409 while in
- * flight (Retry-After: the time left, whole seconds ≥ 1) and a retry afterwards.
+ * flight (Retry-After: the time left, whole seconds ≥ 1) and a retry afterwards: `retry` when the
+ * upstream ended the in-flight state (it has the answer), `expired` when the time merely ran out.
  */
 export function decideIdempotency(mine: Fingerprint, o: RecordOutcome, onStoreError: 'allow' | 'deny'): Verdict {
   if (o.kind === 'recorded') return { kind: 'first' };
@@ -118,5 +125,5 @@ export function decideIdempotency(mine: Fingerprint, o: RecordOutcome, onStoreEr
       deny: deny('conflict', 'idempotency_in_flight', 'A request with this Idempotency-Key is still being processed.', { headers: { 'Retry-After': String(retryAfter) }, members: { retryAfter } }),
     };
   }
-  return { kind: 'retry' };
+  return o.ended ? { kind: 'retry' } : { kind: 'expired' };
 }

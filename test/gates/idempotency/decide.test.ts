@@ -85,22 +85,25 @@ describe('decideIdempotency (the contract table)', () => {
     expect(decideIdempotency(mine, { kind: 'recorded' }, 'allow')).toEqual({ kind: 'first' });
   });
   test('same request still in flight: 409 idempotency_in_flight, Retry-After rounded up, at least 1', () => {
-    const v = decideIdempotency(mine, { kind: 'exists', fingerprint: encodeFingerprint(mine), inFlightMs: 2100 }, 'allow');
+    const v = decideIdempotency(mine, { kind: 'exists', fingerprint: encodeFingerprint(mine), inFlightMs: 2100, ended: false }, 'allow');
     expect(v).toMatchObject({ kind: 'deny', deny: { code: 'idempotency_in_flight', headers: { 'Retry-After': '3' }, members: { retryAfter: 3 } } });
-    expect(decideIdempotency(mine, { kind: 'exists', fingerprint: encodeFingerprint(mine), inFlightMs: 1 }, 'allow')).toMatchObject({ deny: { headers: { 'Retry-After': '1' } } });
+    expect(decideIdempotency(mine, { kind: 'exists', fingerprint: encodeFingerprint(mine), inFlightMs: 1, ended: false }, 'allow')).toMatchObject({ deny: { headers: { 'Retry-After': '1' } } });
     expect(DENY.idempotency_in_flight.status).toBe(409);
   });
-  test('same request no longer in flight: a retry, let through', () => {
-    expect(decideIdempotency(mine, { kind: 'exists', fingerprint: encodeFingerprint(mine), inFlightMs: 0 }, 'allow')).toEqual({ kind: 'retry' });
+  test('same request the upstream ended: a retry, let through for the upstream to answer', () => {
+    expect(decideIdempotency(mine, { kind: 'exists', fingerprint: encodeFingerprint(mine), inFlightMs: 0, ended: true }, 'allow')).toEqual({ kind: 'retry' });
+  });
+  test('same request whose in-flight time ran out without the upstream ending it: handled as a first request again', () => {
+    expect(decideIdempotency(mine, { kind: 'exists', fingerprint: encodeFingerprint(mine), inFlightMs: 0, ended: false }, 'allow')).toEqual({ kind: 'expired' });
   });
   test('a different request with the key: 422 idempotency_key_reused, in flight or not', () => {
-    for (const inFlightMs of [0, 5000]) {
-      expect(decideIdempotency(mine, { kind: 'exists', fingerprint: encodeFingerprint(fp({ request: 'other' })), inFlightMs }, 'allow')).toMatchObject({ kind: 'deny', deny: { code: 'idempotency_key_reused' } });
+    for (const [inFlightMs, ended] of [[0, true], [0, false], [5000, false]] as const) {
+      expect(decideIdempotency(mine, { kind: 'exists', fingerprint: encodeFingerprint(fp({ request: 'other' })), inFlightMs, ended }, 'allow')).toMatchObject({ kind: 'deny', deny: { code: 'idempotency_key_reused' } });
     }
     expect(DENY.idempotency_key_reused.status).toBe(422);
   });
   test('a record the gate cannot read is not this request', () => {
-    expect(decideIdempotency(mine, { kind: 'exists', fingerprint: 'x', inFlightMs: 0 }, 'allow')).toMatchObject({ deny: { code: 'idempotency_key_reused' } });
+    expect(decideIdempotency(mine, { kind: 'exists', fingerprint: 'x', inFlightMs: 0, ended: true }, 'allow')).toMatchObject({ deny: { code: 'idempotency_key_reused' } });
   });
   test('store down: onStoreError allow lets it through unprotected; deny is 503', () => {
     expect(decideIdempotency(mine, { kind: 'store_error' }, 'allow')).toEqual({ kind: 'unprotected' });
