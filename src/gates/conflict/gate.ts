@@ -15,7 +15,6 @@ import { checkKey, decideIdempotency, encodeFingerprint, parseIdempotencyKey, ty
 import { IdempotencyRules } from '../idempotency/gate.js';
 import { idempotencyScope } from '../idempotency/scope.js';
 import { cacheBehind, checkRequirement, decideConflict, parsePreconditions, type ConflictPolicy, type LeaseOutcome, type Preconditions, type VersionOutcome } from './decide.js';
-import { hotKeysOf, type HotKeys } from './hot-keys.js';
 
 export interface ConflictGateOptions {
   conflict: CompiledConflict;
@@ -82,13 +81,11 @@ interface VersionRead {
 export class ConflictGate {
   private readonly policy: ConflictPolicy;
   private readonly idem: IdempotencyRules;
-  private readonly hot: HotKeys;
 
   constructor(private readonly opts: ConflictGateOptions) {
     const c = opts.conflict;
     this.policy = { ifMatchStatus: c.ifMatchStatus, unknownResource: c.unknownResource, onStoreError: c.onStoreError };
     this.idem = new IdempotencyRules(c.idempotency, c.idempotencyBody);
-    this.hot = hotKeysOf(opts.metrics);
   }
 
   /** conflict.refundRateLimit: the pipeline gives the write's rate-limit point back when `check` says `refund`. */
@@ -138,7 +135,6 @@ export class ConflictGate {
     const rule = this.idem.empty ? undefined : this.idem.ruleFor(facts);
     const target = this.resourceFor(facts);
     if (!rule && !target) return NO_RULE;
-    const resourceKey = target && !('bad' in target) ? target.key : undefined;
 
     // 1. Without the store.
     let idemStep: Step | undefined;
@@ -149,7 +145,7 @@ export class ConflictGate {
       if (bad || parsed.kind !== 'key') {
         const decision = bad ?? { kind: 'allow' as const, headers: { [H.idempotencyKey]: '' } };
         idemStep = withMode('conflict', rule.pattern, rule.mode, decision, { idempotencyKey: parsed.kind === 'malformed' ? 'malformed' : 'none' }, { [H.idempotencyKey]: '' });
-        if (idemStep.decision.kind === 'deny') return this.finish([idemStep], mode, undefined);
+        if (idemStep.decision.kind === 'deny') return this.finish([idemStep], mode);
       } else {
         const owner = ctx.caller.clientId !== null ? { client: ctx.caller.clientId } : { ip: facts.clientIp };
         plan = { rule, key: parsed.key, scope: idempotencyScope(owner, parsed.key) };
@@ -171,7 +167,7 @@ export class ConflictGate {
           else res = { resource, key: target.key, pre };
         }
       }
-      if (resStep?.decision.kind === 'deny') return this.finish(idemStep ? [idemStep, resStep] : [resStep], mode, resourceKey);
+      if (resStep?.decision.kind === 'deny') return this.finish(idemStep ? [idemStep, resStep] : [resStep], mode);
     }
     if (resStep && plan) {
       // Shadowed, the write goes on, but enforce would have refused it before its key was recorded:
@@ -202,7 +198,7 @@ export class ConflictGate {
       idemStep = withMode('conflict', plan.rule.pattern, plan.rule.mode, decision, seen, headers);
       if (idemStep.decision.kind === 'deny') {
         giveLeaseBack();
-        return this.finish([idemStep], mode, undefined);
+        return this.finish([idemStep], mode);
       }
       retry = verdict.kind === 'retry';
       if (verdict.kind === 'first' && mode === 'live' && !mine) mine = { token: rec.token, rearmed: false };
@@ -237,19 +233,20 @@ export class ConflictGate {
       }
     }
     const steps = [idemStep, resStep].filter((s): s is Step => s !== undefined);
-    return this.finish(steps, mode, resourceKey);
+    return this.finish(steps, mode);
   }
 
-  /** Counts the denials (enforced or shadowed) by rule, and the resource key's among the hottest. */
-  private finish(steps: Step[], mode: RunMode, resourceKey: string | undefined): ConflictCheck {
+  /**
+   * Counts the denials (enforced or shadowed) by rule. The hottest resource keys are counted where
+   * every decision is recorded (obs/activity.ts, from the step's `seen.key`), for GET /conflicts/top.
+   */
+  private finish(steps: Step[], mode: RunMode): ConflictCheck {
     let refund = false;
     for (const s of steps) {
       const d = s.decision.kind === 'deny' ? s.decision : s.shadowed;
       if (!d) continue;
       if (REFUNDED.has(d.code)) refund = true;
-      if (mode !== 'live') continue;
-      this.opts.metrics.conflictDenial(s.rule ?? '', d.code);
-      if (resourceKey !== undefined && s.seen.key === resourceKey) this.hot.add(resourceKey);
+      if (mode === 'live') this.opts.metrics.conflictDenial(s.rule ?? '', d.code);
     }
     return { steps, refund };
   }
