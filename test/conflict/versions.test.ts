@@ -124,7 +124,7 @@ conflict:
     for (const id of [1, 2, 3]) await f.raw.set(`${prefix}ver:{orders:${id}}`, '5');
   });
 
-  test('denials by rule and code in conflict_gate_conflict_denials_total (rule patterns, never resource keys)', async () => {
+  test('refusals by rule and code in conflict_gate_conflict_denials_total (rule patterns, never resource keys)', async () => {
     for (let i = 0; i < 3; i++) await put(g, '/api/orders/1', { 'If-Match': '"4"' });
     await put(g, '/api/orders/2', {});
     await auth(g.url, 'POST', '/api/orders', alice);
@@ -132,7 +132,9 @@ conflict:
     expect(await metric(g, 'conflict_gate_conflict_denials_total', { rule: '/api/orders/:id', code: 'precondition_failed' })).toBe(3);
     expect(await metric(g, 'conflict_gate_conflict_denials_total', { rule: '/api/orders/:id', code: 'precondition_required' })).toBe(1);
     expect(await metric(g, 'conflict_gate_conflict_denials_total', { rule: '/api/orders', code: 'idempotency_key_missing' })).toBe(1);
-    expect(await metric(g, 'conflict_gate_conflict_denials_total', { rule: '/api/notes/:id', code: 'precondition_required' })).toBe(1); // shadowed, counted too
+    // A shadowed denial refused nothing: it is in conflict_gate_shadow_denials_total, not here.
+    expect(await metric(g, 'conflict_gate_conflict_denials_total', { rule: '/api/notes/:id', code: 'precondition_required' })).toBe(0);
+    expect(await metric(g, 'conflict_gate_shadow_denials_total', { gate: 'conflict', code: 'precondition_required' })).toBe(1);
     const text = await (await fetch(`${g.adminUrl}/metrics`)).text();
     expect(text).not.toMatch(/orders:1|notes:9/);
   });

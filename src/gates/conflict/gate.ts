@@ -145,7 +145,7 @@ export class ConflictGate {
       if (bad || parsed.kind !== 'key') {
         const decision = bad ?? { kind: 'allow' as const, headers: { [H.idempotencyKey]: '' } };
         idemStep = withMode('conflict', rule.pattern, rule.mode, decision, { idempotencyKey: parsed.kind === 'malformed' ? 'malformed' : 'none' }, { [H.idempotencyKey]: '' });
-        if (idemStep.decision.kind === 'deny') return this.finish([idemStep], mode);
+        if (idemStep.decision.kind === 'deny') return this.finish([idemStep]);
       } else {
         const owner = ctx.caller.clientId !== null ? { client: ctx.caller.clientId } : { ip: facts.clientIp };
         plan = { rule, key: parsed.key, scope: idempotencyScope(owner, parsed.key) };
@@ -167,7 +167,7 @@ export class ConflictGate {
           else res = { resource, key: target.key, pre };
         }
       }
-      if (resStep?.decision.kind === 'deny') return this.finish(idemStep ? [idemStep, resStep] : [resStep], mode);
+      if (resStep?.decision.kind === 'deny') return this.finish(idemStep ? [idemStep, resStep] : [resStep]);
     }
     if (resStep && plan) {
       // Shadowed, the write goes on, but enforce would have refused it before its key was recorded:
@@ -198,7 +198,7 @@ export class ConflictGate {
       idemStep = withMode('conflict', plan.rule.pattern, plan.rule.mode, decision, seen, headers);
       if (idemStep.decision.kind === 'deny') {
         giveLeaseBack();
-        return this.finish([idemStep], mode);
+        return this.finish([idemStep]);
       }
       retry = verdict.kind === 'retry';
       if (verdict.kind === 'first' && mode === 'live' && !mine) mine = { token: rec.token, rearmed: false };
@@ -233,20 +233,19 @@ export class ConflictGate {
       }
     }
     const steps = [idemStep, resStep].filter((s): s is Step => s !== undefined);
-    return this.finish(steps, mode);
+    return this.finish(steps);
   }
 
   /**
-   * Counts the denials (enforced or shadowed) by rule. The hottest resource keys are counted where
-   * every decision is recorded (obs/activity.ts, from the step's `seen.key`), for GET /conflicts/top.
+   * Whether the refund option applies: a refused write (enforced or shadowed). Denials are counted
+   * by rule where every decision is recorded (obs/recorder.ts), and the hottest resource keys from
+   * the step's `seen.key` (obs/activity.ts, GET /conflicts/top).
    */
-  private finish(steps: Step[], mode: RunMode): ConflictCheck {
+  private finish(steps: Step[]): ConflictCheck {
     let refund = false;
     for (const s of steps) {
       const d = s.decision.kind === 'deny' ? s.decision : s.shadowed;
-      if (!d) continue;
-      if (REFUNDED.has(d.code)) refund = true;
-      if (mode === 'live') this.opts.metrics.conflictDenial(s.rule ?? '', d.code);
+      if (d && REFUNDED.has(d.code)) refund = true;
     }
     return { steps, refund };
   }
