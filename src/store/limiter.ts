@@ -1,24 +1,42 @@
 // A rate-limiter-flexible limiter behind the store port's Limiter: its resolve/reject protocol in one place.
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { BlockedKeys } from './blocked.js';
 import type { Limiter, LimitResult } from './port.js';
+
+export interface LimiterOptions {
+  /** Clients known to be over the limit, answered without a round trip, even while the store is down. */
+  blocked?: BlockedKeys;
+  /** Throws (a StoreError) when the store must not be asked now (known down): the fail mode applies at once. */
+  guard?: (client: string) => void;
+}
 
 /**
  * rate-limiter-flexible resolves when the point was granted and rejects with a RateLimiterRes when
- * it was not. The rejection is the verdict: a key blocked in memory is rejected with
- * consumedPoints 0, so the counts must not be re-read to decide. Any other rejection is a store
- * fault, handed to `fault` (which throws a StoreError).
+ * it was not. The rejection is the verdict. Any other rejection is a store fault, handed to
+ * `fault` (which throws a StoreError).
  */
-export function limiterOf(rlf: RateLimiterAbstract, points: number, durationS: number, fault: (err: unknown) => never): Limiter {
+export function limiterOf(rlf: RateLimiterAbstract, points: number, durationS: number, fault: (err: unknown) => never, opts: LimiterOptions = {}): Limiter {
+  const { blocked, guard } = opts;
   return {
     consume: async (client) => {
+      const ms = blocked?.remainingMs(client) ?? 0;
+      if (ms > 0) return { kind: 'limited', resetMs: ms };
+      guard?.(client);
       try {
         return allowed(await rlf.consume(client, 1));
       } catch (err) {
-        if (err instanceof RateLimiterRes) return { kind: 'limited', resetMs: err.msBeforeNext };
+        if (err instanceof RateLimiterRes) {
+          // Over the limit until the window ends: later calls in this window need no round trip.
+          blocked?.block(client, err.msBeforeNext);
+          return { kind: 'limited', resetMs: err.msBeforeNext };
+        }
         return fault(err);
       }
     },
     peek: async (client) => {
+      const ms = blocked?.remainingMs(client) ?? 0;
+      if (ms > 0) return { kind: 'limited', resetMs: ms };
+      guard?.(client);
       let res: RateLimiterRes | null;
       try {
         res = await rlf.get(client);
@@ -29,6 +47,8 @@ export function limiterOf(rlf: RateLimiterAbstract, points: number, durationS: n
       return res.consumedPoints >= points ? { kind: 'limited', resetMs: res.msBeforeNext } : { kind: 'allowed', remaining: points - res.consumedPoints - 1, resetMs: res.msBeforeNext };
     },
     refund: async (client) => {
+      blocked?.unblock(client);
+      guard?.(client);
       try {
         await rlf.reward(client, 1);
       } catch (err) {

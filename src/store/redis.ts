@@ -1,236 +1,222 @@
-// Redis adapter (ioredis): one Lua script per operation (EVALSHA via defineCommand), fail-fast client.
-import { Redis, type ChainableCommander } from 'ioredis';
+// The Redis adapter of the store port: one node, Cluster or Sentinel; keys from keys.ts, one round trip per call.
+import type { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
+import { BlockedKeys } from './blocked.js';
 import { keyLayout, type KeyLayout } from './keys.js';
 import { limiterOf } from './limiter.js';
 import { STORE_DOWN, STORE_NOT_READY, StoreError, type ClaimResult, type ClaimView, type IdempotencyBegin, type IdempotencyEnd, type IdempotencyRecord, type Limiter, type LimiterSpec, type PublishResult, type StoreHealth, type VersionStore } from './port.js';
 import { defineIdempotency, IdempotencyOps, sendIdempotency } from './redis-idempotency.js';
+import { Batcher } from './redis/batcher.js';
+import { connect, ONLY_MASTER, type RedisConnection, type RedisTarget } from './redis/connect.js';
+import { classify, replyCode, STORE_TIMEOUT } from './redis/errors.js';
+import { Health } from './redis/health.js';
+import { rlfClient, type RlfClient } from './redis/rlf-client.js';
+import { defineScripts, type ClaimReply, type Commands, type PeekReply, type PublishReply } from './redis/scripts.js';
 
-/** Turns a client failure (ioredis, rate-limiter-flexible) into a StoreError; never leaks the raw message. */
-export function toStoreError(err: unknown): StoreError {
-  if (err instanceof StoreError) return err;
-  const msg = err instanceof Error ? err.message : String(err);
-  if (/timed out/i.test(msg)) return new StoreError('timeout', 'store command timed out');
-  if (/enableOfflineQueue|not ready|Connection is closed|writeable/i.test(msg)) return new StoreError('not_ready', 'store is not connected');
-  if (/^(MOVED|ASK|CROSSSLOT|CLUSTERDOWN)\b/.test(msg)) return new StoreError('cluster', 'store answered with a cluster redirection');
-  if (/ERR|NOSCRIPT|script/i.test(msg)) return new StoreError('script', 'store script error');
-  return new StoreError('other', 'store error');
+export type { RedisTarget };
+export { STORE_TIMEOUT };
+
+/** The few log calls the store makes (a pino logger fits). */
+export interface StoreLog {
+  info(fields: object, msg: string): void;
+  warn(fields: object, msg: string): void;
+  error(fields: object, msg: string): void;
 }
-
-// Ordered versions (`12`, `2.4.1`) compare component by component as big integers; `1.0` == `1`.
-// This is core/versions.ts#compareOrdered in Lua: publish-if-newer must be atomic in Redis.
-const LUA_ORDER = `
-local function ordered(s)
-  if not s or s == '' then return false end
-  for part in (s .. '.'):gmatch('([^.]*)%.') do
-    if not part:match('^%d+$') then return false end
-  end
-  return true
-end
-local function cmpPart(a, b)
-  a = a:gsub('^0+(%d)', '%1'); b = b:gsub('^0+(%d)', '%1')
-  if #a ~= #b then return #a < #b and -1 or 1 end
-  if a == b then return 0 end
-  return a < b and -1 or 1
-end
-local function cmp(a, b)
-  local pa, pb = {}, {}
-  for p in (a .. '.'):gmatch('([^.]*)%.') do pa[#pa + 1] = p end
-  for p in (b .. '.'):gmatch('([^.]*)%.') do pb[#pb + 1] = p end
-  for i = 1, math.max(#pa, #pb) do
-    local c = cmpPart(pa[i] or '0', pb[i] or '0')
-    if c ~= 0 then return c end
-  end
-  return 0
-end
-`;
-
-/** KEYS: ver, claim. ARGV: leaseMs, token. → {version|nil, 'taken'|'held', remainingMs} */
-const LUA_CLAIM = `
-local v = redis.call('GET', KEYS[1])
-local bound = v or ''
-local c = redis.call('GET', KEYS[2])
-if c then
-  local sep = string.find(c, ':', 1, true)
-  if sep and string.sub(c, sep + 1) == bound then
-    return {v, 'held', redis.call('PTTL', KEYS[2])}
-  end
-end
-redis.call('SET', KEYS[2], ARGV[2] .. ':' .. bound, 'PX', ARGV[1])
-return {v, 'taken', 0}
-`;
-
-/** KEYS: ver, claim. → {version|nil, remainingMs (0 when free)}: what LUA_CLAIM would find, taking nothing. */
-const LUA_PEEK_CLAIM = `
-local v = redis.call('GET', KEYS[1])
-local bound = v or ''
-local c = redis.call('GET', KEYS[2])
-if c then
-  local sep = string.find(c, ':', 1, true)
-  if sep and string.sub(c, sep + 1) == bound then
-    return {v, redis.call('PTTL', KEYS[2])}
-  end
-end
-return {v, 0}
-`;
-
-/** KEYS: claim. ARGV: token. */
-const LUA_RELEASE = `
-local c = redis.call('GET', KEYS[1])
-if c and string.sub(c, 1, #ARGV[1] + 1) == ARGV[1] .. ':' then redis.call('DEL', KEYS[1]) end
-return 0
-`;
-
-/** KEYS: ver, claim. ARGV: version, ttlMs (0: no expiry). → {'ok'|'stale', previous|nil} */
-const LUA_PUBLISH = `${LUA_ORDER}
-local cur = redis.call('GET', KEYS[1])
-if cur and ordered(ARGV[1]) and ordered(cur) and cmp(ARGV[1], cur) < 0 then
-  return {'stale', cur}
-end
-if tonumber(ARGV[2]) > 0 then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-else
-  redis.call('SET', KEYS[1], ARGV[1])
-end
-redis.call('DEL', KEYS[2])
-return {'ok', cur}
-`;
-
-/**
- * Commands issued during one turn of the event loop, across requests, go to Redis as one pipeline:
- * one write(2) for the lot instead of one per request (ioredis' own autopipelining batches only
- * within one tick, and every request arrives in its own I/O callback). Costs one setImmediate of
- * latency; each command keeps its own reply, error and commandTimeout.
- */
-class Batcher {
-  // `add` queues its command on a pipeline, or (given the client itself) sends it and returns its promise.
-  private queue: { add: (p: ChainableCommander) => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }[] = [];
-  private scheduled = false;
-
-  constructor(private readonly client: Redis) {}
-
-  run<T>(add: (p: ChainableCommander) => unknown): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.queue.push({ add, resolve: resolve as (v: unknown) => void, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(this.flush);
-      }
-    });
-  }
-
-  private readonly flush = (): void => {
-    this.scheduled = false;
-    const batch = this.queue;
-    this.queue = [];
-    if (batch.length === 1) {
-      // Alone in its turn: a pipeline would only add its own bookkeeping.
-      const only = batch[0]!;
-      Promise.resolve(only.add(this.client as unknown as ChainableCommander)).then(only.resolve, only.reject);
-      return;
-    }
-    const pipeline = this.client.pipeline();
-    for (const item of batch) item.add(pipeline);
-    pipeline.exec().then(
-      (results) => {
-        batch.forEach((item, i) => {
-          const [err, value] = results?.[i] ?? [new Error('no reply'), undefined];
-          if (err) item.reject(err);
-          else item.resolve(value);
-        });
-      },
-      (err: unknown) => batch.forEach((item) => item.reject(err)),
-    );
-  };
-}
-
-interface ScriptPipeline extends ChainableCommander {
-  cgClaim(ver: string, claim: string, leaseMs: number, token: string): ScriptPipeline;
-  rlflxIncr(args: string[]): ScriptPipeline;
-}
-
-interface ScriptClient extends Redis {
-  cgClaim(ver: string, claim: string, leaseMs: number, token: string): Promise<[string | null, 'taken' | 'held', number]>;
-  cgPeekClaim(ver: string, claim: string): Promise<[string | null, number]>;
-  cgRelease(claim: string, token: string): Promise<number>;
-  cgPublish(ver: string, claim: string, version: string, ttlMs: number): Promise<['ok' | 'stale', string | null]>;
-}
-
-const HEALTH_PING_MS = 1000;
-/** Unhealthy once no PING has been answered for this long (two missed pings and a margin). */
-const HEALTH_STALE_MS = 2500;
 
 export interface RedisStoreOptions {
-  url: string;
+  /** Where the data lives; `url` is the one-node shorthand. Exactly one of the two. */
+  target?: RedisTarget;
+  url?: string;
+  username?: string;
+  password?: string;
+  tls?: boolean;
   keyPrefix: string;
   commandTimeoutMs: number;
   connectTimeoutMs: number;
+  log?: StoreLog;
   /** Told of connection errors (already rate-limited by ioredis' reconnect backoff). */
   onConnectionError?: (message: string) => void;
 }
 
+/** How long a CLUSTERDOWN reply keeps the store reported down (the cluster says it is; a probe cannot tell). */
+const CLUSTER_DOWN_MS = 2000;
+/** At most one log line per kind of runtime cluster reply in this long. */
+const LOG_EVERY_MS = 10_000;
+/** Blocked clients kept per rate-limit rule (blocked.ts). */
+const BLOCKED_PER_LIMITER = 10_000;
+
+/** What a runtime cluster reply means, for the log line and /readyz. */
+const CLUSTER_MEANING: Record<string, string> = {
+  MOVED: 'slots are moving (a reshard or a failover) and a redirection could not be followed within store.commandTimeout',
+  ASK: 'slots are moving (a reshard) and a redirection could not be followed within store.commandTimeout',
+  TRYAGAIN: 'a slot is being migrated and a two-key command had to wait longer than store.commandTimeout',
+  CLUSTERDOWN: 'the cluster refuses commands: a master is down and no replica has taken over yet (or slots are unassigned)',
+  CROSSSLOT: 'a command mixed hash slots: the keys of one operation must share a hash tag (a bug: please report it)',
+};
+
+/**
+ * A failed single-node or Sentinel client that got a cluster reply is pointed at a cluster node:
+ * it would serve the keys of that node's slots and fail the others. Every call is refused instead.
+ */
+class Misconfigured {
+  readonly error: StoreError;
+  constructor(readonly reason: string) {
+    this.error = new StoreError('cluster', reason);
+  }
+}
+
 export class RedisStore implements VersionStore {
   readonly kind = 'redis' as const;
-  readonly client: ScriptClient;
+  readonly connection: RedisConnection;
   private readonly keys: KeyLayout;
   private readonly batcher: Batcher;
-  private readonly healthTimer: NodeJS.Timeout;
+  private readonly health_: Health;
+  private readonly rlf: RlfClient;
   private readonly idem: IdempotencyOps;
-  private lastAnswerAt = 0;
+  private readonly commandTimeoutMs: number;
+  private readonly log: StoreLog | undefined;
+  private misconfigured: Misconfigured | undefined;
+  private clusterDownAt = 0;
+  private readonly loggedAt = new Map<string, number>();
+  /** Settles once the first connection attempt tells something: answered (and checked) or failed. */
+  private readonly firstContact: Promise<void>;
 
   constructor(opts: RedisStoreOptions) {
+    if ((opts.target === undefined) === (opts.url === undefined)) throw new TypeError('RedisStore: give exactly one of target and url');
+    const target: RedisTarget = opts.target ?? { mode: 'single', url: opts.url! };
     this.keys = keyLayout(opts.keyPrefix);
-    const client = new Redis(opts.url, {
-      // Fail fast: no queueing while disconnected, a bound on every command.
-      enableOfflineQueue: false,
-      commandTimeout: opts.commandTimeoutMs,
-      connectTimeout: opts.connectTimeoutMs,
-      maxRetriesPerRequest: 0,
-      retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
-      lazyConnect: false,
-      // After a refused connection the old socket never emits 'close'; do not hold shutdown for 2 s.
-      disconnectTimeout: 200,
+    this.commandTimeoutMs = opts.commandTimeoutMs;
+    this.log = opts.log;
+    const conn = connect(target, {
+      username: opts.username,
+      password: opts.password,
+      tls: opts.tls ?? false,
+      commandTimeoutMs: opts.commandTimeoutMs,
+      connectTimeoutMs: opts.connectTimeoutMs,
     });
-    client.on('error', (err: Error) => opts.onConnectionError?.(err.message));
-    client.defineCommand('cgClaim', { numberOfKeys: 2, lua: LUA_CLAIM });
-    client.defineCommand('cgPeekClaim', { numberOfKeys: 2, lua: LUA_PEEK_CLAIM });
-    client.defineCommand('cgRelease', { numberOfKeys: 1, lua: LUA_RELEASE });
-    client.defineCommand('cgPublish', { numberOfKeys: 2, lua: LUA_PUBLISH });
-    defineIdempotency(client);
-    this.client = client as ScriptClient;
-    this.batcher = new Batcher(client);
-    this.idem = new IdempotencyOps((key, args) => this.run(() => this.batcher.run((p) => sendIdempotency(p, key, args))), this.keys);
-    // Health: a connected socket is not an answering server (a stopped or overloaded Redis keeps
-    // the socket open). A PING every second, bounded by commandTimeout, keeps isHealthy() honest.
-    client.on('ready', () => (this.lastAnswerAt = Date.now()));
-    this.healthTimer = setInterval(() => {
-      if (client.status !== 'ready') return;
-      client.ping().then(
-        () => (this.lastAnswerAt = Date.now()),
-        () => undefined,
-      );
-    }, HEALTH_PING_MS);
-    this.healthTimer.unref();
+    this.connection = conn;
+    defineScripts(conn.client);
+    // The Idempotency-Key script (redis-idempotency.ts): one key per call, so one slot.
+    defineIdempotency(conn.client as Redis);
+    this.health_ = new Health(conn, Math.max(opts.commandTimeoutMs, 100), {
+      onChange: (node, down) => {
+        const where = conn.mode === 'cluster' ? { node } : {};
+        if (down !== undefined) this.log?.warn({ ...where, reason: down }, 'store: not answering; the fail modes apply at once until it does');
+        else this.log?.info(where, 'store: answering again');
+      },
+    });
+    this.batcher = new Batcher(conn, opts.commandTimeoutMs, {
+      answered: (node, at) => this.health_.answered(node, at),
+      timedOut: (node, sentAt) => this.health_.timedOut(node, sentAt),
+    });
+    this.rlf = rlfClient(conn.client, this.batcher);
+    this.idem = new IdempotencyOps((key, args) => this.run(key, true, () => this.batcher.run(key, (c) => sendIdempotency(c, key, args))), this.keys);
+
+    let contact: () => void = () => undefined;
+    this.firstContact = new Promise<void>((r) => (contact = r));
+    conn.client.on('error', (err: Error) => {
+      opts.onConnectionError?.(err.message);
+      contact();
+    });
+    conn.client.on('end', () => contact());
+    conn.client.on('ready', () => {
+      if (conn.mode !== 'cluster') this.health_.answered(ONLY_MASTER);
+      void this.health_.probeAll();
+      if (conn.mode === 'single') void this.checkNotCluster().finally(contact);
+      else contact();
+    });
   }
 
-  private async run<T>(op: () => Promise<T>): Promise<T> {
-    if (this.client.status !== 'ready') throw STORE_NOT_READY;
-    if (!this.answering()) throw STORE_DOWN;
+  /** One-node mode: a node with cluster_enabled:1 would answer MOVED for most keys. Refuse it, say why. */
+  private async checkNotCluster(): Promise<void> {
+    let info: string;
     try {
-      return await op();
-    } catch (err) {
-      throw toStoreError(err);
+      info = await this.connection.client.info('cluster');
+    } catch {
+      return;
+    }
+    const cluster = /^cluster_enabled:1\s*$/m.test(info);
+    if (cluster && !this.misconfigured) this.refuseAsCluster('it reports cluster_enabled:1');
+    else if (!cluster && this.misconfigured) {
+      this.misconfigured = undefined;
+      this.log?.info({}, 'store: store.url no longer points at a cluster node; serving again');
     }
   }
 
+  private refuseAsCluster(evidence: string): void {
+    this.misconfigured = new Misconfigured(`store.url points at a Redis Cluster node (${evidence}): configure store.cluster (or REDIS_CLUSTER_NODES) instead`);
+    this.log?.error({ reason: this.misconfigured.reason }, 'store: refusing to serve from a cluster node through a one-node client (it would answer only the keys of its own slots)');
+  }
+
+  /** Why a call on `key` must not be attempted now, or undefined. */
+  private refusal(key: string): StoreError | undefined {
+    if (this.misconfigured) return this.misconfigured.error;
+    if (!this.connection.ready()) return STORE_NOT_READY;
+    const node = this.connection.nodeOf(key);
+    if (node !== undefined && this.health_.downReason(node) !== undefined) return STORE_DOWN;
+    return undefined;
+  }
+
+  private fault(err: unknown, script: boolean): StoreError {
+    const e = classify(err, { script, connected: this.connection.mode !== 'cluster' && this.connection.ready() });
+    if (e.code === 'cluster') this.clusterReply(replyCode(err) ?? 'MOVED');
+    return e;
+  }
+
+  private clusterReply(code: string): void {
+    if (this.connection.mode !== 'cluster') {
+      if (!this.misconfigured) this.refuseAsCluster(`it answered ${code}`);
+      return;
+    }
+    if (code === 'CLUSTERDOWN') this.clusterDownAt = Date.now();
+    const last = this.loggedAt.get(code) ?? 0;
+    if (Date.now() - last < LOG_EVERY_MS) return;
+    this.loggedAt.set(code, Date.now());
+    const meaning = CLUSTER_MEANING[code] ?? 'the cluster answered with a redirection that was not followed';
+    (code === 'CROSSSLOT' ? this.log?.error : this.log?.warn)?.call(this.log, { reply: code, meaning }, `store: Redis Cluster answered ${code}; the fail modes applied to that call`);
+  }
+
+  private async run<T>(key: string, script: boolean, op: () => Promise<T>): Promise<T> {
+    const refused = this.refusal(key);
+    if (refused) throw refused;
+    try {
+      return await op();
+    } catch (err) {
+      throw this.fault(err, script);
+    }
+  }
+
+  /** A command outside the batcher (a MULTI), under the same deadline. */
+  private direct<T>(op: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      op(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(STORE_TIMEOUT), this.commandTimeoutMs);
+      }),
+    ]).finally(() => clearTimeout(timer));
+  }
+
+  /** When the gate stops waiting for a command sent now to `key`'s master, on that master's clock. */
+  private deadline(key: string): number {
+    return Date.now() + this.commandTimeoutMs + this.health_.offsetMs(this.connection.nodeOf(key) ?? ONLY_MASTER);
+  }
+
   getVersion(key: string): Promise<string | null> {
-    return this.run(() => this.batcher.run<string | null>((p) => p.get(this.keys.version(key))));
+    const ver = this.keys.version(key);
+    return this.run(ver, false, () => this.batcher.run<string | null>(ver, (c) => c.get(ver)));
   }
 
   async claim(key: string, leaseMs: number, token: string): Promise<ClaimResult> {
-    const [version, state, ttl] = await this.run(() =>
-      this.batcher.run<[string | null, 'taken' | 'held', number]>((p) => (p as ScriptPipeline).cgClaim(this.keys.version(key), this.keys.claim(key), leaseMs, token)),
-    );
+    const ver = this.keys.version(key);
+    const claim = this.keys.claim(key);
+    const [version, state, ttl] = await this.run(ver, true, () => this.batcher.run<ClaimReply>(ver, (c) => c.cgClaim(ver, claim, leaseMs, token, this.deadline(ver))));
+    if (state === 'late') {
+      // Redis ran it after the deadline by its clock, yet the answer beat ours: the clock offset
+      // is stale. Nothing was taken; the fail mode applies, and a probe measures the clock again.
+      void this.health_.probeAll();
+      throw STORE_TIMEOUT;
+    }
     return {
       version: version ?? null,
       claim: state === 'held' ? { kind: 'held', remainingMs: Math.max(Number(ttl), 1) } : { kind: 'taken' },
@@ -238,27 +224,47 @@ export class RedisStore implements VersionStore {
   }
 
   async peekClaim(key: string): Promise<ClaimView> {
-    const [version, ttl] = await this.run(() => this.client.cgPeekClaim(this.keys.version(key), this.keys.claim(key)));
+    const ver = this.keys.version(key);
+    const claim = this.keys.claim(key);
+    const [version, ttl] = await this.run(ver, true, () => this.batcher.run<PeekReply>(ver, (c) => c.cgPeekClaim(ver, claim)));
     const remainingMs = Number(ttl);
     return { version: version ?? null, claim: remainingMs > 0 ? { kind: 'held', remainingMs } : { kind: 'free' } };
   }
 
   async release(key: string, token: string): Promise<void> {
-    await this.run(() => this.client.cgRelease(this.keys.claim(key), token));
+    const claim = this.keys.claim(key);
+    await this.run(claim, true, () => this.batcher.run(claim, (c) => c.cgRelease(claim, token)));
   }
 
   async endClaim(key: string): Promise<void> {
-    await this.run(() => this.client.del(this.keys.claim(key)));
+    const claim = this.keys.claim(key);
+    await this.run(claim, false, () => this.batcher.run(claim, (c) => c.del(claim)));
   }
 
   async publish(key: string, version: string, ttlMs = 0): Promise<PublishResult> {
-    const [state, other] = await this.run(() => this.client.cgPublish(this.keys.version(key), this.keys.claim(key), version, ttlMs));
+    const ver = this.keys.version(key);
+    const claim = this.keys.claim(key);
+    const [state, other] = await this.run(ver, true, () => this.batcher.run<PublishReply>(ver, (c) => c.cgPublish(ver, claim, version, ttlMs)));
     return state === 'stale' ? { kind: 'stale', current: other! } : { kind: 'published', previous: other ?? null };
   }
 
   async remove(key: string): Promise<boolean> {
-    const [[, removed]] = (await this.run(() => this.client.multi().del(this.keys.version(key)).del(this.keys.claim(key)).exec())) as [[null, number], [null, number]];
-    return removed > 0;
+    const ver = this.keys.version(key);
+    const claim = this.keys.claim(key);
+    // Both keys share the hash tag {<key>}: one slot, so one MULTI on one master.
+    const results = await this.run(ver, false, () => this.direct(() => this.connection.client.multi().del(ver).del(claim).exec()));
+    const removed = results?.[0]?.[1];
+    return typeof removed === 'number' && removed > 0;
+  }
+
+  async remember(id: string, value: string, ttlMs: number): Promise<void> {
+    const k = this.keys.replay(id);
+    await this.run(k, false, () => this.batcher.run(k, (c) => c.set(k, value, 'PX', ttlMs)));
+  }
+
+  recall(id: string): Promise<string | null> {
+    const k = this.keys.replay(id);
+    return this.run(k, false, () => this.batcher.run<string | null>(k, (c: Commands) => c.get(k)));
   }
 
   beginIdempotent(scope: string, fingerprint: string, token: string, inFlightMs: number, ttlMs: number): Promise<IdempotencyBegin> {
@@ -281,90 +287,80 @@ export class RedisStore implements VersionStore {
     return this.idem.abandon(scope, token, keep);
   }
 
-  async remember(id: string, value: string, ttlMs: number): Promise<void> {
-    await this.run(() => this.client.set(this.keys.replay(id), value, 'PX', ttlMs));
-  }
-
-  recall(id: string): Promise<string | null> {
-    return this.run(() => this.client.get(this.keys.replay(id)));
-  }
-
   limiter(spec: LimiterSpec): Limiter {
     const rlf = new RateLimiterRedis({
-      storeClient: this.limiterClient(),
+      storeClient: this.rlf,
       keyPrefix: this.keys.rateLimit(spec.rule),
       points: spec.points,
       duration: spec.durationS,
       rejectIfRedisNotReady: true,
-      // Once Redis says a client is over, answer locally until its window ends (no round trip).
-      inMemoryBlockOnConsumed: spec.points + 1,
     });
-    const inner = limiterOf(rlf, spec.points, spec.durationS, (err) => {
-      throw toStoreError(err);
-    });
-    // Known down: fail at once rather than through rate-limiter-flexible's own error path.
-    const guard = <A extends unknown[], R>(f: (...a: A) => Promise<R>) => (...a: A): Promise<R> => (this.available() ? f(...a) : Promise.reject(this.client.status === 'ready' ? STORE_DOWN : STORE_NOT_READY));
-    return { consume: guard(inner.consume), peek: guard(inner.peek), refund: guard(inner.refund) };
-  }
-
-  /**
-   * What rate-limiter-flexible sees as its ioredis client: the real one for defining its Lua
-   * script and for the connection state, with its consume script sent through the batcher.
-   * consume() and reward() call `rlflxIncr`, get() calls `multi().get().pttl().exec()`; delete and
-   * block are not called by the gate.
-   */
-  private limiterClient(): unknown {
-    const client = this.client;
-    const batcher = this.batcher;
-    return {
-      get status() {
-        return client.status;
+    return limiterOf(
+      rlf,
+      spec.points,
+      spec.durationS,
+      (err) => {
+        throw this.fault(err, true);
       },
-      defineCommand: (name: string, def: { numberOfKeys: number; lua: string }) => client.defineCommand(name, def),
-      multi: () => client.multi(),
-      rlflxIncr: (args: string[]) => batcher.run((p) => (p as ScriptPipeline).rlflxIncr(args)),
-    };
-  }
-
-  /** A health PING was answered recently (a connected socket is not an answering server). */
-  private answering(): boolean {
-    return Date.now() - this.lastAnswerAt < HEALTH_STALE_MS;
+      {
+        // Once Redis says a client is over, answer locally until its window ends (no round trip),
+        // also while Redis is down: a client known to be over stays limited through an outage.
+        blocked: new BlockedKeys(BLOCKED_PER_LIMITER),
+        guard: (client) => {
+          const refused = this.refusal(rlf.getKey(client));
+          if (refused) throw refused;
+        },
+      },
+    );
   }
 
   available(): boolean {
-    return this.client.status === 'ready' && this.answering();
+    return this.health().up;
   }
 
   health(): StoreHealth {
-    if (this.client.status !== 'ready') return { up: false, reason: 'not connected' };
-    if (!this.answering()) return { up: false, reason: 'not answering health pings' };
+    if (this.misconfigured) return { up: false, reason: this.misconfigured.reason };
+    if (!this.connection.ready()) return { up: false, reason: this.connection.mode === 'cluster' ? 'not connected to the cluster (no slot map yet)' : 'not connected' };
+    const down = this.health_.anyDown();
+    if (down) return { up: false, reason: this.connection.mode === 'cluster' ? `master ${down.node} ${down.why}` : down.why };
+    if (Date.now() - this.clusterDownAt < CLUSTER_DOWN_MS) return { up: false, reason: `cluster down (CLUSTERDOWN): ${CLUSTER_MEANING.CLUSTERDOWN}` };
     return { up: true };
   }
 
   async ping(): Promise<boolean> {
-    try {
-      // Not through run(): a ping is how a store that stopped answering is found answering again.
-      if (this.client.status !== 'ready') return false;
-      const pong = (await this.client.ping()) === 'PONG';
-      if (pong) this.lastAnswerAt = Date.now();
-      return pong;
-    } catch {
-      return false;
-    }
+    // Not through run(): a probe is how a store that stopped answering is found answering again.
+    if (!this.connection.ready()) return false;
+    return this.health_.probeAll();
+  }
+
+  /**
+   * Resolves once the first connection attempt has told something (connected and checked, or
+   * failed), or after `ms`: for a boot check that must not wait on a store that is down.
+   */
+  async firstAnswer(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.firstContact, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
+  }
+
+  /** Why the store refuses to serve although it answers (a one-node URL at a cluster node), or undefined. */
+  get refusedBecause(): string | undefined {
+    return this.misconfigured?.reason;
   }
 
   async close(): Promise<void> {
-    clearInterval(this.healthTimer);
+    this.health_.close();
+    const client = this.connection.client;
     // Not connected: stop the reconnect loop now. Connected: QUIT lets queued replies arrive.
-    if (this.client.status !== 'ready') {
-      this.client.disconnect();
+    if (client.status !== 'ready') {
+      client.disconnect();
       return;
     }
-    const timer = setTimeout(() => this.client.disconnect(), 1000);
+    const timer = setTimeout(() => client.disconnect(), 1000);
     try {
-      await this.client.quit();
+      await client.quit();
     } catch {
-      this.client.disconnect();
+      client.disconnect();
     } finally {
       clearTimeout(timer);
     }

@@ -1,0 +1,224 @@
+// VersionPublisher: an upstream publishes the version of each resource it wrote, through Redis or the admin API.
+import { idempotencyScope, type KeyOwner } from '../gates/idempotency/scope.js';
+import { parseHostPort, parseNodeAddress, type RedisAddress } from '../store/redis/address.js';
+import { RedisStore, type RedisTarget } from '../store/redis.js';
+import type { IdempotencyEnd, PublishResult } from '../store/port.js';
+
+export type { IdempotencyEnd, KeyOwner, PublishResult };
+
+/**
+ * The gate's Redis, in any of the gate's three store modes: exactly one of `url` (one node),
+ * `cluster` (seed nodes) or `sentinel` (master name and sentinels), as in the gate's `store`
+ * config. `username` / `password` / `tls` apply in every mode, as there.
+ */
+export interface RedisPublisherOptions {
+  /** `redis://…` or `rediss://…`: one node. */
+  url?: string;
+  /** Redis Cluster: seed nodes, `host:port` or `redis://host:port`. */
+  cluster?: { nodes: string[] };
+  /** Redis Sentinel: the master's name and the sentinels (`host:port`); their own ACL user and password if they need one. */
+  sentinel?: { name: string; sentinels: string[]; username?: string; password?: string };
+  username?: string;
+  password?: string;
+  tls?: boolean;
+  /** The gate's store.keyPrefix (default "cg:"). */
+  keyPrefix?: string;
+  commandTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  /** The gate's `conflict.versionTtl`, in ms (the admin API applies the gate's own). */
+  versionTtlMs?: number;
+}
+
+/** Where the publisher writes: the version cache in Redis directly, or the gate's admin API. */
+export type PublisherTarget = { redis: RedisPublisherOptions } | { admin: { url: string; token: string; timeoutMs?: number } };
+
+export class PublishError extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+    this.name = 'PublishError';
+  }
+}
+
+interface Backend {
+  publish(key: string, version: string): Promise<PublishResult>;
+  endIdempotency(owner: KeyOwner, key: string, forget: boolean): Promise<IdempotencyEnd>;
+  release(key: string): Promise<void>;
+  get(key: string): Promise<string | null>;
+  remove(key: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/**
+ * Publishes resource versions with publish-if-newer, the same atomic rule as the admin API: an
+ * ordered version (`12`, `2.4.1`) never replaces a higher one, so replicas that publish out of
+ * order never move a version backwards. Publishing also ends any claim lease on the resource.
+ *
+ * ```ts
+ * const versions = new VersionPublisher({ redis: { url: process.env.REDIS_URL!, keyPrefix: 'cg:' } });
+ * // or { redis: { cluster: { nodes: ['10.0.0.1:6379', '10.0.0.2:6379'] }, password } }
+ * // or { redis: { sentinel: { name: 'mymaster', sentinels: ['10.0.0.1:26379'] }, password } }
+ * await db.update(order);                                  // the write succeeded
+ * await versions.publish(`orders:${order.id}`, String(order.version));
+ * ```
+ *
+ * A write that failed ends the lease with `release(key)`, so the next writer need not wait for it.
+ */
+export class VersionPublisher {
+  private readonly backend: Backend;
+
+  constructor(target: PublisherTarget) {
+    this.backend = 'redis' in target ? redisBackend(target.redis) : adminBackend(target.admin);
+  }
+
+  /** Publish-if-newer. `{ kind: 'stale', current }` when a higher ordered version is already there. */
+  publish(resourceKey: string, version: string | number): Promise<PublishResult> {
+    return this.backend.publish(resourceKey, String(version));
+  }
+
+  /** The cached version, or null. */
+  get(resourceKey: string): Promise<string | null> {
+    return this.backend.get(resourceKey);
+  }
+
+  /**
+   * Ends the resource's claim lease without changing its version (after an upstream write failed),
+   * so the next writer need not wait for the lease to expire. Through Redis this is one atomic
+   * command. Through the admin API it re-publishes the cached version (a PUT releases the lease),
+   * or, for a resource with no version, DELETEs it (which drops the lease too).
+   */
+  release(resourceKey: string): Promise<void> {
+    return this.backend.release(resourceKey);
+  }
+
+  /**
+   * Ends the in-flight state of a request with an Idempotency-Key once the upstream has stored its
+   * result, so a retry of it passes the gate at once instead of getting 409 until `inFlight` runs
+   * out. `owner` is whose key it is: `{ client }` = the token's client id (auth.clientIdClaim,
+   * `sub` by default, which the gate sends as X-Auth-Subject), `{ ip }` on a public route; `key`
+   * is X-Idempotency-Key. With `forget: true` the key is freed instead (the upstream stored
+   * nothing, e.g. its own precondition refused the write, and the client may reuse the key).
+   * `missing` when the gate has no record of it.
+   */
+  endIdempotency(owner: KeyOwner, key: string, opts: { forget?: boolean } = {}): Promise<IdempotencyEnd> {
+    return this.backend.endIdempotency(owner, key, opts.forget === true);
+  }
+
+  /** Forgets the version (a deleted resource). */
+  remove(resourceKey: string): Promise<boolean> {
+    return this.backend.remove(resourceKey);
+  }
+
+  close(): Promise<void> {
+    return this.backend.close();
+  }
+}
+
+/** The publisher's Redis target; a TypeError for a target that names no mode, two modes, or a bad address (misuse, at creation). */
+function targetOf(o: RedisPublisherOptions): RedisTarget {
+  const modes = (['url', 'cluster', 'sentinel'] as const).filter((m) => o[m] !== undefined);
+  if (modes.length !== 1) throw new TypeError(`VersionPublisher: give exactly one of redis.url, redis.cluster, redis.sentinel${modes.length > 1 ? ` (got ${modes.join(', ')})` : ''}`);
+  const addresses = (list: string[], parse: (s: string) => RedisAddress | null, field: string): RedisAddress[] => {
+    if (!Array.isArray(list) || list.length === 0) throw new TypeError(`VersionPublisher: ${field} needs at least one address`);
+    return list.map((text) => {
+      const a = parse(text);
+      if (!a) throw new TypeError(`VersionPublisher: ${field}: "${text}" is not host:port`);
+      return a;
+    });
+  };
+  if (o.cluster) return { mode: 'cluster', nodes: addresses(o.cluster.nodes, parseNodeAddress, 'redis.cluster.nodes') };
+  if (o.sentinel) {
+    if (!o.sentinel.name) throw new TypeError('VersionPublisher: redis.sentinel.name is required');
+    return { mode: 'sentinel', name: o.sentinel.name, sentinels: addresses(o.sentinel.sentinels, parseHostPort, 'redis.sentinel.sentinels'), username: o.sentinel.username, password: o.sentinel.password };
+  }
+  if (!/^rediss?:\/\//.test(o.url!)) throw new TypeError('VersionPublisher: redis.url must be a redis:// or rediss:// URL');
+  return { mode: 'single', url: o.url! };
+}
+
+function redisBackend(o: RedisPublisherOptions): Backend {
+  const target = targetOf(o);
+  const connectMs = o.connectTimeoutMs ?? 2000;
+  const store = new RedisStore({
+    target,
+    username: o.username,
+    password: o.password,
+    tls: o.tls ?? ((target.mode === 'cluster' && target.nodes.some((n) => n.tls)) || false),
+    keyPrefix: o.keyPrefix ?? 'cg:',
+    commandTimeoutMs: o.commandTimeoutMs ?? 1000,
+    connectTimeoutMs: connectMs,
+  });
+  // The store fails fast while it is not connected; a publisher first waits for the connection.
+  const ready = async () => {
+    const until = Date.now() + connectMs;
+    while (!store.available()) {
+      if (store.refusedBecause) throw new PublishError(store.refusedBecause);
+      if (Date.now() >= until) throw new PublishError(`redis is not connected: ${store.health().reason ?? 'not answering'}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  return {
+    publish: async (k, v) => (await ready(), store.publish(k, v, o.versionTtlMs)),
+    endIdempotency: async (owner, key, forget) => (await ready(), store.endIdempotent(idempotencyScope(owner, key), forget)),
+    release: async (k) => (await ready(), store.endClaim(k)),
+    get: async (k) => (await ready(), store.getVersion(k)),
+    remove: async (k) => (await ready(), store.remove(k)),
+    close: () => store.close(),
+  };
+}
+
+function adminBackend(o: { url: string; token: string; timeoutMs?: number }): Backend {
+  const base = o.url.replace(/\/+$/, '');
+  const call = async (method: string, key: string, body?: unknown): Promise<Response> => {
+    const res = await fetch(`${base}/versions/${encodeURIComponent(key)}`, {
+      method,
+      headers: { Authorization: `Bearer ${o.token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+      signal: AbortSignal.timeout(o.timeoutMs ?? 2000),
+    });
+    return res;
+  };
+  const fail = async (res: Response): Promise<never> => {
+    const problem = (await res.json().catch(() => ({}))) as { code?: string; detail?: string };
+    throw new PublishError(`admin API answered ${res.status}${problem.code ? ` ${problem.code}` : ''}`, res.status);
+  };
+  const backend: Backend = {
+    endIdempotency: async (owner, key, forget) => {
+      const res = await fetch(`${base}/idempotency/end`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${o.token}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ ...('client' in owner ? { client: owner.client } : { ip: owner.ip }), key, ...(forget ? { forget: true } : {}) }),
+        signal: AbortSignal.timeout(o.timeoutMs ?? 2000),
+      });
+      if (res.status === 200) return ((await res.json()) as { ended: boolean }).ended ? 'ended' : 'already_ended';
+      if (res.status === 404) return 'missing';
+      return fail(res);
+    },
+    release: async (key) => {
+      const current = await backend.get(key);
+      if (current === null) await backend.remove(key);
+      else await backend.publish(key, current);
+    },
+    publish: async (key, version) => {
+      const res = await call('PUT', key, { version });
+      if (res.status === 200) return { kind: 'published', previous: ((await res.json()) as { previous: string | null }).previous };
+      if (res.status === 409) return { kind: 'stale', current: ((await res.json()) as { currentVersion: string }).currentVersion };
+      return fail(res);
+    },
+    get: async (key) => {
+      const res = await call('GET', key);
+      if (res.status === 200) return ((await res.json()) as { version: string }).version;
+      if (res.status === 404) return null;
+      return fail(res);
+    },
+    remove: async (key) => {
+      const res = await call('DELETE', key);
+      if (res.status === 204) return true;
+      if (res.status === 404) return false;
+      return fail(res);
+    },
+    close: async () => {},
+  };
+  return backend;
+}

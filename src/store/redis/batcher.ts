@@ -1,0 +1,141 @@
+// Commands from many requests, batched per event-loop turn into one pipeline per master, each bounded by a deadline.
+import { ReplyError } from 'ioredis';
+import { ONLY_MASTER, type RedisConnection } from './connect.js';
+import { REDIRECTS, replyCode, STORE_TIMEOUT } from './errors.js';
+import type { Commands } from './scripts.js';
+
+interface Item {
+  key: string;
+  add: (c: Commands) => unknown;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  done: boolean;
+}
+
+export interface BatcherHooks {
+  /** `node` answered (a reply or an error reply) at `at`. */
+  answered(node: string, at: number): void;
+  /** A command sent to `node` at `sentAt` got no answer within the deadline. */
+  timedOut(node: string, sentAt: number): void;
+}
+
+const NO_REPLY = new Error('no reply in the pipeline');
+const UNKNOWN_NODE = '?';
+
+/**
+ * Commands issued during one turn of the event loop, across requests, go to Redis as one pipeline
+ * per master: one write(2) for the lot instead of one per request (ioredis' own autopipelining
+ * batches only within one tick, and every request arrives in its own I/O callback). A command
+ * alone for its master is sent as is. Costs one setImmediate of latency.
+ *
+ * Redis Cluster: a pipeline never mixes masters (ioredis would refuse it, and Redis would answer
+ * CROSSSLOT to a multi-key command): commands are grouped by the master that serves their key's
+ * slot now. When slots move between the grouping and the reply, a command answered MOVED, ASK,
+ * TRYAGAIN or CLUSTERDOWN (none of which ran it) is sent again alone through the cluster client,
+ * which follows the redirection. Each decision stays one round trip unless its slot is moving.
+ *
+ * Every command settles within `timeoutMs` of its flush (the store's commandTimeout): ioredis
+ * bounds a command once a node has it, but not the redirections and retries before that.
+ */
+export class Batcher {
+  private queue: Item[] = [];
+  private scheduled = false;
+  private readonly cluster: boolean;
+
+  constructor(
+    private readonly conn: RedisConnection,
+    private readonly timeoutMs: number,
+    private readonly hooks: BatcherHooks,
+  ) {
+    this.cluster = conn.mode === 'cluster';
+  }
+
+  /** Queues one command on `key`; `add` issues it on what it is given (a pipeline, or the client). */
+  run<T>(key: string, add: (c: Commands) => unknown): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ key, add, resolve: resolve as (v: unknown) => void, reject, done: false });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(this.flush);
+      }
+    });
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    const sentAt = Date.now();
+    let pending = batch.length;
+    const nodes = new Map<Item, string>();
+    const timer = setTimeout(() => {
+      const late = new Set<string>();
+      for (const item of batch) {
+        if (item.done) continue;
+        item.done = true;
+        late.add(this.cluster ? (nodes.get(item) ?? UNKNOWN_NODE) : ONLY_MASTER);
+        item.reject(STORE_TIMEOUT);
+      }
+      for (const node of late) if (node !== UNKNOWN_NODE) this.hooks.timedOut(node, sentAt);
+    }, this.timeoutMs);
+    const settle = (item: Item, err: unknown, value?: unknown) => {
+      if (item.done) return;
+      item.done = true;
+      if (--pending === 0) clearTimeout(timer);
+      if (err) item.reject(err);
+      else item.resolve(value);
+    };
+    const answered = (node: string, err: unknown) => {
+      if (node !== UNKNOWN_NODE && (!err || err instanceof ReplyError)) this.hooks.answered(node, Date.now());
+    };
+    const alone = (item: Item, node: string) => {
+      let p: Promise<unknown>;
+      try {
+        p = Promise.resolve(item.add(this.conn.client as unknown as Commands));
+      } catch (err) {
+        p = Promise.reject(err);
+      }
+      p.then(
+        (v) => (answered(node, null), settle(item, null, v)),
+        (e: unknown) => (answered(node, e), settle(item, e)),
+      );
+    };
+    const together = (items: Item[], node: string) => {
+      if (items.length === 1) return alone(items[0]!, node);
+      const pipeline = this.conn.client.pipeline() as Commands;
+      for (const item of items) item.add(pipeline);
+      pipeline.exec().then(
+        (results) => {
+          let any = false;
+          items.forEach((item, i) => {
+            const [err, value] = results?.[i] ?? [NO_REPLY, undefined];
+            if (!err || err instanceof ReplyError) any = true;
+            if (err && this.cluster && !item.done && REDIRECTS.has(replyCode(err) ?? '')) alone(item, UNKNOWN_NODE);
+            else settle(item, err, value);
+          });
+          if (any) this.hooks.answered(node, Date.now());
+        },
+        // A cluster pipeline refused as a whole (its slots moved to several masters meanwhile): one by one.
+        (err: unknown) => items.forEach((item) => (this.cluster ? alone(item, UNKNOWN_NODE) : settle(item, err))),
+      );
+    };
+
+    if (!this.cluster) {
+      together(batch, ONLY_MASTER);
+      return;
+    }
+    const groups = new Map<string, Item[]>();
+    for (const item of batch) {
+      const node = this.conn.nodeOf(item.key);
+      if (node === undefined) {
+        alone(item, UNKNOWN_NODE);
+        continue;
+      }
+      nodes.set(item, node);
+      const group = groups.get(node);
+      if (group) group.push(item);
+      else groups.set(node, [item]);
+    }
+    for (const [node, items] of groups) together(items, node);
+  };
+}

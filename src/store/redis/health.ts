@@ -1,0 +1,177 @@
+// Per-master health: who answers, who is known down or hung (the hot path skips those), and each one's clock.
+import type { RedisConnection } from './connect.js';
+
+/** Probe period while every master answers, and while one does not (so recovery is seen within this). */
+const PROBE_EVERY_MS = 1000;
+const PROBE_DOWN_EVERY_MS = 200;
+/** A master that has answered nothing for this long is down even if no call has failed (two missed probes and a margin). */
+const STALE_MS = 2500;
+/** A clock sample whose round trip took longer than this is too imprecise to keep. */
+const CLOCK_SAMPLE_MAX_RTT_MS = 50;
+
+interface NodeState {
+  /** Last time the node answered anything (a probe or a command); 0 until then. */
+  answeredAt: number;
+  /** Why the node is known down (a probe failed, a command timed out with nothing answered since); undefined while up. */
+  down?: string;
+  /** Redis clock − this process' clock, from the best recent TIME sample. */
+  offsetMs: number;
+  probing: boolean;
+}
+
+export interface HealthEvents {
+  /** A master turned down (with why) or up again: once per transition, for a log line. */
+  onChange?: (node: string, down: string | undefined) => void;
+}
+
+/**
+ * A master is usable while it answers. It turns down at once when a command times out with nothing
+ * answered since it was sent, or when a probe fails or times out; the hot path then skips it (the
+ * gate applies its fail mode without waiting commandTimeout), and probes every 200 ms until it
+ * answers again. Probes are TIME commands on the connection the commands use (a server stuck
+ * behind a slow command is as hung for the gate as a stopped one); their answers also give each
+ * master's clock offset, which bounds claim deadlines (scripts.ts).
+ */
+export class Health {
+  private readonly nodes = new Map<string, NodeState>();
+  private timer: NodeJS.Timeout | undefined;
+  private lastRound = 0;
+  private nextAt = 0;
+  private closed = false;
+
+  constructor(
+    private readonly conn: RedisConnection,
+    private readonly probeTimeoutMs: number,
+    private readonly events: HealthEvents = {},
+  ) {
+    this.schedule(0);
+  }
+
+  private state(node: string): NodeState {
+    let s = this.nodes.get(node);
+    if (!s) this.nodes.set(node, (s = { answeredAt: 0, offsetMs: 0, probing: false }));
+    return s;
+  }
+
+  /** Something from `node` arrived: it answers. */
+  answered(node: string, at = Date.now()): void {
+    const s = this.state(node);
+    s.answeredAt = at;
+    if (s.down !== undefined) {
+      s.down = undefined;
+      this.events.onChange?.(node, undefined);
+    }
+  }
+
+  /** A command to `node` got no answer within its deadline (sent at `sentAt`). */
+  timedOut(node: string, sentAt: number): void {
+    const s = this.state(node);
+    if (s.answeredAt > sentAt) return; // it answered something since: slow once, not hung
+    this.markDown(node, 'not answering (a command timed out)');
+    this.probe(node);
+  }
+
+  private markDown(node: string, why: string): void {
+    const s = this.state(node);
+    const was = s.down;
+    s.down = why;
+    if (was === undefined) this.events.onChange?.(node, why);
+    this.schedule(PROBE_DOWN_EVERY_MS);
+  }
+
+  /** Why `node` must not be asked now, or undefined when it may be. A node never probed yet may be asked. */
+  downReason(node: string, now = Date.now()): string | undefined {
+    const s = this.nodes.get(node);
+    if (!s) return undefined;
+    if (s.down !== undefined) return s.down;
+    if (s.answeredAt !== 0 && now - s.answeredAt > STALE_MS) return `not answering for ${Math.round((now - s.answeredAt) / 1000)} s`;
+    return undefined;
+  }
+
+  /** The first down master and why, or undefined when every master answers. */
+  anyDown(now = Date.now()): { node: string; why: string } | undefined {
+    for (const { node, client } of this.conn.masters()) {
+      if (!client && this.conn.mode === 'cluster') return { node, why: 'not connected' };
+      const why = this.downReason(node, now);
+      if (why !== undefined) return { node, why };
+    }
+    return undefined;
+  }
+
+  /** Redis' clock minus ours for `node` (0 until a TIME sample arrives). */
+  offsetMs(node: string): number {
+    return this.nodes.get(node)?.offsetMs ?? 0;
+  }
+
+  /** Probes every master now; true when all answered. */
+  async probeAll(): Promise<boolean> {
+    const masters = this.conn.masters();
+    if (masters.length === 0) return false;
+    const results = await Promise.all(masters.map(({ node }) => this.probe(node)));
+    return results.every(Boolean);
+  }
+
+  /** One TIME on `node`'s connection, bounded by the probe timeout. */
+  probe(node: string): Promise<boolean> {
+    const s = this.state(node);
+    if (s.probing || this.closed) return Promise.resolve(s.down === undefined && s.answeredAt !== 0);
+    const target = this.conn.masters().find((m) => m.node === node)?.client;
+    if (!this.conn.ready()) return Promise.resolve(false);
+    if (!target) {
+      // A cluster master the client holds no connection to (it dropped): ask the cluster for its
+      // slot map again; once a replica is promoted its slots name another node.
+      this.markDown(node, 'not connected');
+      if (this.conn.mode === 'cluster') (this.conn.client as { refreshSlotsCache(): void }).refreshSlotsCache();
+      return Promise.resolve(false);
+    }
+    s.probing = true;
+    const sent = Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('probe timed out')), this.probeTimeoutMs);
+    });
+    return Promise.race([target.time(), deadline]).then(
+      (t) => {
+        const received = Date.now();
+        this.answered(node, received);
+        // TIME: [seconds, microseconds] (ioredis passes them as strings or numbers).
+        const [sec, usec] = (t as unknown[]).map(Number) as [number, number];
+        if (received - sent <= CLOCK_SAMPLE_MAX_RTT_MS) s.offsetMs = sec * 1000 + Math.floor(usec / 1000) - (sent + received) / 2;
+        return true;
+      },
+      (err: unknown) => {
+        this.markDown(node, err instanceof Error && err.message === 'probe timed out' ? 'not answering (health probe timed out)' : 'not reachable');
+        return false;
+      },
+    ).finally(() => {
+      clearTimeout(timer);
+      s.probing = false;
+    });
+  }
+
+  private schedule(ms: number): void {
+    if (this.closed) return;
+    const at = Math.max(Date.now(), this.lastRound + ms);
+    // Only ever bring the next round closer.
+    if (this.timer && this.nextAt <= at) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.nextAt = at;
+    this.timer = setTimeout(() => void this.round(), at - Date.now());
+    this.timer.unref();
+  }
+
+  private async round(): Promise<void> {
+    this.timer = undefined;
+    this.lastRound = Date.now();
+    if (this.conn.ready()) await this.probeAll().catch(() => false);
+    // Forget masters that no longer hold slots (a failover moved them on).
+    const current = new Set(this.conn.masters().map((m) => m.node));
+    for (const node of this.nodes.keys()) if (!current.has(node)) this.nodes.delete(node);
+    this.schedule(this.anyDown() ? PROBE_DOWN_EVERY_MS : PROBE_EVERY_MS);
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+}

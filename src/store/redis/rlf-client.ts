@@ -1,0 +1,43 @@
+// What rate-limiter-flexible's RateLimiterRedis sees as its ioredis client: a facade over the store's connection.
+import type { Batcher } from './batcher.js';
+import type { Client } from './connect.js';
+
+/**
+ * The members RateLimiterRedis (rate-limiter-flexible 11) uses on its `storeClient`, and nothing else:
+ * - `defineCommand('rlflxIncr', { numberOfKeys: 1, lua })`, once, in its constructor;
+ * - `status`, read before each call (`rejectIfRedisNotReady`): 'ready' or not;
+ * - `rlflxIncr([rlKey, points, secDuration, limiterPoints, limiterDuration])` for consume() and
+ *   reward() (RateLimiterRedis#_upsert): the one round trip of a rate-limit decision, resolving to
+ *   `[consumed, pttl]`;
+ * - `multi().get(rlKey).pttl(rlKey).exec()` for get() (RateLimiterRedis#_get), resolving to
+ *   `[[err, points], [err, pttl]]`; both commands on the one key, so one slot.
+ * (`constructor.name` is read too, to tell node-redis from ioredis.) delete(), block() and set()
+ * would call `del` and `multi().set()`; the gate never calls them. test/store/rlf-client.test.ts
+ * drives a real RateLimiterRedis through a recording facade and fails if an upgrade reaches for
+ * anything else, which would otherwise bypass the batcher or, on a facade without it, silently
+ * fall back to a per-replica limit.
+ */
+export const RLF_CLIENT_MEMBERS = ['defineCommand', 'status', 'rlflxIncr', 'multi'] as const;
+
+export interface RlfClient {
+  readonly status: string;
+  defineCommand(name: string, def: { numberOfKeys: number; lua: string }): void;
+  rlflxIncr(args: string[]): Promise<unknown>;
+  multi(): unknown;
+}
+
+/**
+ * Each rlflxIncr goes through the batcher (one pipeline per master per event-loop turn, under the
+ * store's deadline): every rate-limit key is one key, so one slot, whatever the mode. get() is
+ * explain's peek, rare: straight to the client.
+ */
+export function rlfClient(client: Client, batcher: Batcher): RlfClient {
+  return {
+    get status() {
+      return client.status;
+    },
+    defineCommand: (name, def) => client.defineCommand(name, def),
+    rlflxIncr: (args) => batcher.run(args[0]!, (c) => c.rlflxIncr(args)),
+    multi: () => client.multi(),
+  };
+}

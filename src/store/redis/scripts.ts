@@ -1,0 +1,134 @@
+// The store's Lua scripts (one atomic round trip per operation), defined on a client with defineCommand (EVALSHA).
+import type { ChainableCommander, Cluster, Redis } from 'ioredis';
+
+// Ordered versions (`12`, `2.4.1`) compare component by component as big integers; `1.0` == `1`.
+// This is core/versions.ts#compareOrdered in Lua: publish-if-newer must be atomic in Redis.
+const LUA_ORDER = `
+local function ordered(s)
+  if not s or s == '' then return false end
+  for part in (s .. '.'):gmatch('([^.]*)%.') do
+    if not part:match('^%d+$') then return false end
+  end
+  return true
+end
+local function cmpPart(a, b)
+  a = a:gsub('^0+(%d)', '%1'); b = b:gsub('^0+(%d)', '%1')
+  if #a ~= #b then return #a < #b and -1 or 1 end
+  if a == b then return 0 end
+  return a < b and -1 or 1
+end
+local function cmp(a, b)
+  local pa, pb = {}, {}
+  for p in (a .. '.'):gmatch('([^.]*)%.') do pa[#pa + 1] = p end
+  for p in (b .. '.'):gmatch('([^.]*)%.') do pb[#pb + 1] = p end
+  for i = 1, math.max(#pa, #pb) do
+    local c = cmpPart(pa[i] or '0', pb[i] or '0')
+    if c ~= 0 then return c end
+  end
+  return 0
+end
+`;
+
+/**
+ * KEYS: ver, claim. ARGV: leaseMs, token, deadline (ms since the epoch, on Redis' clock).
+ * → {version|nil, 'taken'|'held'|'late', remainingMs}
+ *
+ * The deadline is when the gate stops waiting for this answer. A claim that reaches Redis later
+ * (a hung Redis that resumes, a command re-sent after a failover) takes nothing and answers
+ * 'late': the gate has already applied its fail mode to that write, and a lease nobody waits for
+ * would block the resource for a whole lease. Worked example, commandTimeout 250 ms: the gate sends
+ * the claim at t=0 with deadline t=250 and Redis is stopped (SIGSTOP); at t=250 the gate gives up
+ * (conflict.onStoreError); at t=4000 Redis resumes and runs the claim, sees 4000 > 250, and leaves
+ * the resource free for the next writer.
+ */
+const LUA_CLAIM = `
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local v = redis.call('GET', KEYS[1])
+if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[3]) then
+  return {v, 'late', 0}
+end
+local bound = v or ''
+local c = redis.call('GET', KEYS[2])
+if c then
+  local sep = string.find(c, ':', 1, true)
+  if sep and string.sub(c, sep + 1) == bound then
+    return {v, 'held', redis.call('PTTL', KEYS[2])}
+  end
+end
+redis.call('SET', KEYS[2], ARGV[2] .. ':' .. bound, 'PX', ARGV[1])
+return {v, 'taken', 0}
+`;
+
+/** KEYS: ver, claim. → {version|nil, remainingMs (0 when free)}: what LUA_CLAIM would find, taking nothing. */
+const LUA_PEEK_CLAIM = `
+local v = redis.call('GET', KEYS[1])
+local bound = v or ''
+local c = redis.call('GET', KEYS[2])
+if c then
+  local sep = string.find(c, ':', 1, true)
+  if sep and string.sub(c, sep + 1) == bound then
+    return {v, redis.call('PTTL', KEYS[2])}
+  end
+end
+return {v, 0}
+`;
+
+/** KEYS: claim. ARGV: token. */
+const LUA_RELEASE = `
+local c = redis.call('GET', KEYS[1])
+if c and string.sub(c, 1, #ARGV[1] + 1) == ARGV[1] .. ':' then redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+/** KEYS: ver, claim. ARGV: version, ttlMs (0: no expiry). → {'ok'|'stale', previous|nil} */
+const LUA_PUBLISH = `${LUA_ORDER}
+local cur = redis.call('GET', KEYS[1])
+if cur and ordered(ARGV[1]) and ordered(cur) and cmp(ARGV[1], cur) < 0 then
+  return {'stale', cur}
+end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('DEL', KEYS[2])
+return {'ok', cur}
+`;
+
+/** Every script takes its keys under one hash tag (store/keys.ts), so each runs on one slot. */
+export const SCRIPTS = {
+  cgClaim: { numberOfKeys: 2, lua: LUA_CLAIM },
+  cgPeekClaim: { numberOfKeys: 2, lua: LUA_PEEK_CLAIM },
+  cgRelease: { numberOfKeys: 1, lua: LUA_RELEASE },
+  cgPublish: { numberOfKeys: 2, lua: LUA_PUBLISH },
+} as const;
+
+export type ClaimReply = [version: string | null, state: 'taken' | 'held' | 'late', remainingMs: number];
+export type PeekReply = [version: string | null, remainingMs: number];
+export type PublishReply = ['ok' | 'stale', string | null];
+
+/**
+ * A client or a pipeline with the scripts defined. On a client each call returns its reply's
+ * promise; on a pipeline it queues the command (the reply comes from exec()).
+ */
+export interface ScriptCommands {
+  cgClaim(ver: string, claim: string, leaseMs: number, token: string, deadlineMs: number): Promise<ClaimReply>;
+  cgPeekClaim(ver: string, claim: string): Promise<PeekReply>;
+  cgRelease(claim: string, token: string): Promise<number>;
+  cgPublish(ver: string, claim: string, version: string, ttlMs: number): Promise<PublishReply>;
+  /** rate-limiter-flexible's consume script, defined by RateLimiterRedis itself (see rlf-client.ts). */
+  rlflxIncr(args: string[]): Promise<[number, number]>;
+}
+
+/** What a batched command is given: a client or a pipeline, both with the scripts (ioredis' Commander). */
+export type Commands = ChainableCommander & ScriptCommands;
+
+/**
+ * Defines the scripts. ioredis sends EVALSHA, and EVAL the first time on each connection (so a
+ * promoted replica or a new node learns the script), and once more as EVAL after a NOSCRIPT
+ * (a SCRIPT FLUSH, a restarted node): NOSCRIPT never reaches the gate as an answer.
+ */
+export function defineScripts(client: Redis | Cluster): void {
+  for (const [name, def] of Object.entries(SCRIPTS)) client.defineCommand(name, def);
+}

@@ -1,0 +1,329 @@
+// Test-owned Redis Cluster and Sentinel sets: Debian's redis-server on free ports, stopped by PID.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { freePort, waitForPort } from './net.js';
+
+const HOST = '127.0.0.1';
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Every server this process started: killed on exit too, so a crashed test leaves nothing behind. */
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const p of live) if (p.exitCode === null && p.pid) p.kill('SIGKILL');
+});
+
+/** One redis-server (data node or sentinel) started by this process. */
+export interface ServerProc {
+  port: number;
+  /** `127.0.0.1:<port>`. */
+  address: string;
+  readonly pid: number | undefined;
+  alive(): boolean;
+  /** SIGKILL (an outage, not a shutdown); resolves once the process is gone. */
+  kill(): Promise<void>;
+  /** SIGSTOP / SIGCONT: the socket stays open, nothing answers. */
+  pause(): void;
+  resume(): void;
+  /** Starts it again with the same arguments (same port, same dir). */
+  restart(): Promise<void>;
+}
+
+async function server(args: string[], port: number, dir: string): Promise<ServerProc> {
+  let proc: ChildProcess | undefined;
+  const start = async () => {
+    const p = spawn('redis-server', args, { cwd: dir, stdio: 'ignore' });
+    live.add(p);
+    p.once('exit', () => live.delete(p));
+    proc = p;
+    await waitForPort(port, 10_000);
+  };
+  await start();
+  return {
+    port,
+    address: `${HOST}:${port}`,
+    get pid() {
+      return proc?.pid;
+    },
+    alive: () => proc !== undefined && proc.exitCode === null && proc.signalCode === null,
+    kill: async () => {
+      const p = proc;
+      if (!p || p.exitCode !== null || p.signalCode !== null) return;
+      p.kill('SIGCONT');
+      await new Promise<void>((resolve) => {
+        p.once('exit', () => resolve());
+        p.kill('SIGKILL');
+      });
+    },
+    pause: () => void proc?.kill('SIGSTOP'),
+    resume: () => void proc?.kill('SIGCONT'),
+    restart: start,
+  };
+}
+
+const COMMON = ['--bind', HOST, '--save', '', '--appendonly', 'no', '--protected-mode', 'no'];
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(100);
+  }
+}
+
+/** A short-lived connection for one admin command (never the gate's client). */
+async function withNode<T>(port: number, f: (r: Redis) => Promise<T>): Promise<T> {
+  const r = new Redis({ host: HOST, port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000, commandTimeout: 2000 });
+  r.on('error', () => undefined);
+  try {
+    await r.connect();
+    return await f(r);
+  } finally {
+    r.disconnect();
+  }
+}
+
+function infoField(info: string, field: string): string | undefined {
+  return new RegExp(`^${field}:(.*)$`, 'm').exec(info)?.[1]?.trim();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cluster
+
+export interface OwnCluster {
+  nodes: ServerProc[];
+  /** `127.0.0.1:<port>` of every node, for store.cluster.nodes / REDIS_CLUSTER_NODES. */
+  seeds: string[];
+  /** The node serving a slot as master now (asks a live node). */
+  masterOf(slot: number): Promise<ServerProc>;
+  /** Ports of the masters that hold slots now. */
+  masters(): Promise<ServerProc[]>;
+  /** Until every live node says cluster_state:ok and all 16384 slots are served by a live master. */
+  waitHealthy(timeoutMs?: number): Promise<void>;
+  /** Moves `slots` (a count, from `from` to `to`) with `redis-cli --cluster reshard`, keys and all. */
+  reshard(from: ServerProc, to: ServerProc, slots: number): Promise<{ code: number | null; output: string }>;
+  stop(): Promise<void>;
+}
+
+async function clusterId(port: number): Promise<string> {
+  return withNode(port, async (r) => String(await r.call('CLUSTER', 'MYID')));
+}
+
+/** Starts `masters` masters with `replicas` replicas each (cluster-node-timeout `nodeTimeoutMs`). */
+export async function startCluster(opts: { masters?: number; replicas?: number; nodeTimeoutMs?: number } = {}): Promise<OwnCluster> {
+  const masters = opts.masters ?? 3;
+  const replicas = opts.replicas ?? 1;
+  const total = masters * (1 + replicas);
+  const dir = mkdtempSync(join(tmpdir(), 'cg-cluster-'));
+  const nodes: ServerProc[] = [];
+  try {
+    for (let i = 0; i < total; i++) {
+      const port = await freePort();
+      const bus = await freePort();
+      const args = [
+        '--port', String(port), ...COMMON,
+        '--cluster-enabled', 'yes', '--cluster-port', String(bus),
+        '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 1000),
+        // A replica promotes itself however long it was cut off (the tests kill masters right after start).
+        '--cluster-replica-validity-factor', '0',
+        '--dir', dir,
+      ];
+      nodes.push(await server(args, port, dir));
+    }
+    const create = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => n.address), '--cluster-replicas', String(replicas), '--cluster-yes'], { encoding: 'utf8', timeout: 60_000 });
+    if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}\n${create.stderr}`);
+  } catch (err) {
+    await Promise.all(nodes.map((n) => n.kill()));
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+
+  const byPort = new Map(nodes.map((n) => [n.port, n]));
+  const anyLive = () => nodes.find((n) => n.alive())!;
+  const slotsTable = async (): Promise<[number, number, number][]> =>
+    withNode(anyLive().port, async (r) => ((await r.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][]).map(([a, b, m]) => [a, b, Number(m[1])]));
+
+  const cluster: OwnCluster = {
+    nodes,
+    seeds: nodes.map((n) => n.address),
+    masterOf: async (slot) => {
+      const row = (await slotsTable()).find(([a, b]) => slot >= a && slot <= b);
+      if (!row) throw new Error(`slot ${slot} is not served`);
+      return byPort.get(row[2])!;
+    },
+    masters: async () => [...new Set((await slotsTable()).map(([, , p]) => p))].map((p) => byPort.get(p)!),
+    waitHealthy: async (timeoutMs = 30_000) => {
+      await waitFor(
+        'a healthy cluster',
+        async () => {
+          for (const n of nodes.filter((x) => x.alive())) {
+            const info = await withNode(n.port, async (r) => String(await r.call('CLUSTER', 'INFO')));
+            if (infoField(info, 'cluster_state') !== 'ok' || infoField(info, 'cluster_slots_ok') !== '16384') return undefined;
+          }
+          const table = await slotsTable();
+          const covered = table.reduce((s, [a, b]) => s + (b - a + 1), 0);
+          if (covered !== 16384 || table.some(([, , p]) => !byPort.get(p)?.alive())) return undefined;
+          return true;
+        },
+        timeoutMs,
+      );
+    },
+    reshard: async (from, to, slots) => {
+      const [fromId, toId] = await Promise.all([clusterId(from.port), clusterId(to.port)]);
+      const args = ['--cluster', 'reshard', to.address, '--cluster-from', fromId, '--cluster-to', toId, '--cluster-slots', String(slots), '--cluster-yes', '--cluster-pipeline', '50'];
+      const proc = spawn('redis-cli', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      proc.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      proc.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      const code = await new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
+      return { code, output };
+    },
+    stop: async () => {
+      await Promise.all(nodes.map((n) => n.kill()));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await cluster.waitHealthy();
+    // Every node must know every other, and every replica be in sync, before a test kills a master.
+    await waitFor('every node to see the full cluster, every replica in sync', async () => {
+      let synced = 0;
+      for (const n of nodes) {
+        const info = await withNode(n.port, async (r) => String(await r.call('CLUSTER', 'INFO')));
+        if (infoField(info, 'cluster_known_nodes') !== String(total)) return undefined;
+        const repl = await withNode(n.port, async (r) => String(await r.call('INFO', 'replication')));
+        if (infoField(repl, 'role') === 'slave') {
+          if (infoField(repl, 'master_link_status') !== 'up') return undefined;
+          synced++;
+        }
+      }
+      return synced === masters * replicas ? true : undefined;
+    });
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+  return cluster;
+}
+
+/** A key's hash slot (CRC16/XMODEM of its hash tag or whole key, mod 16384), as Redis computes it. */
+export function slotOf(key: string): number {
+  const open = key.indexOf('{');
+  if (open !== -1) {
+    const close = key.indexOf('}', open + 1);
+    if (close > open + 1) key = key.slice(open + 1, close);
+  }
+  let crc = 0;
+  for (const byte of Buffer.from(key)) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc % 16384;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sentinel
+
+export interface OwnSentinelSet {
+  name: string;
+  /** The data nodes: [initial master, replica, replica]. */
+  nodes: ServerProc[];
+  sentinels: ServerProc[];
+  /** `127.0.0.1:<port>` of each sentinel, for store.sentinel.sentinels / REDIS_SENTINELS. */
+  sentinelAddresses: string[];
+  /** The data node the sentinels name as master now. */
+  master(): Promise<ServerProc>;
+  /** Until a quorum of sentinels names a live master that says role:master, with `replicas` linked replicas. */
+  waitHealthy(opts?: { replicas?: number; timeoutMs?: number; notPort?: number }): Promise<ServerProc>;
+  stop(): Promise<void>;
+}
+
+/** One master, `replicas` replicas, `sentinels` sentinels (quorum 2, down-after `downAfterMs`). */
+export async function startSentinelSet(opts: { replicas?: number; sentinels?: number; downAfterMs?: number; name?: string } = {}): Promise<OwnSentinelSet> {
+  const name = opts.name ?? 'cgmaster';
+  const dir = mkdtempSync(join(tmpdir(), 'cg-sentinel-'));
+  const nodes: ServerProc[] = [];
+  const sentinels: ServerProc[] = [];
+  const stop = async () => {
+    await Promise.all([...sentinels, ...nodes].map((n) => n.kill()));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const masterPort = await freePort();
+    nodes.push(await server(['--port', String(masterPort), ...COMMON, '--dir', dir], masterPort, dir));
+    for (let i = 0; i < (opts.replicas ?? 2); i++) {
+      const port = await freePort();
+      nodes.push(await server(['--port', String(port), ...COMMON, '--dir', dir, '--replicaof', HOST, String(masterPort)], port, dir));
+    }
+    for (let i = 0; i < (opts.sentinels ?? 3); i++) {
+      const port = await freePort();
+      const conf = join(dir, `sentinel-${port}.conf`);
+      writeFileSync(
+        conf,
+        [
+          `port ${port}`,
+          `bind ${HOST}`,
+          'protected-mode no',
+          `dir ${dir}`,
+          `sentinel monitor ${name} ${HOST} ${masterPort} 2`,
+          `sentinel down-after-milliseconds ${name} ${opts.downAfterMs ?? 1000}`,
+          `sentinel failover-timeout ${name} 5000`,
+          `sentinel parallel-syncs ${name} 2`,
+          '',
+        ].join('\n'),
+      );
+      sentinels.push(await server([conf, '--sentinel'], port, dir));
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const byPort = new Map(nodes.map((n) => [n.port, n]));
+  const masterFrom = async (s: ServerProc): Promise<number> =>
+    withNode(s.port, async (r) => Number(((await r.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name)) as [string, string])[1]));
+  const set: OwnSentinelSet = {
+    name,
+    nodes,
+    sentinels,
+    sentinelAddresses: sentinels.map((s) => s.address),
+    master: async () => byPort.get(await masterFrom(sentinels.find((s) => s.alive())!))!,
+    waitHealthy: async ({ replicas = nodes.length - 1, timeoutMs = 30_000, notPort } = {}) =>
+      waitFor(
+        'a healthy sentinel set',
+        async () => {
+          const ports = await Promise.all(sentinels.filter((s) => s.alive()).map((s) => masterFrom(s).catch(() => -1)));
+          const port = ports[0]!;
+          if (port === notPort || ports.filter((p) => p === port).length < 2) return undefined;
+          const m = byPort.get(port);
+          if (!m?.alive()) return undefined;
+          const info = await withNode(port, async (r) => String(await r.call('INFO', 'replication')));
+          if (infoField(info, 'role') !== 'master' || Number(infoField(info, 'connected_slaves')) < replicas) return undefined;
+          // Each sentinel must know the others (for a quorum) and the replicas (to promote one).
+          for (const s of sentinels.filter((x) => x.alive())) {
+            const fields = await withNode(s.port, async (r) => (await r.call('SENTINEL', 'MASTER', name)) as string[]);
+            const get = (f: string) => fields[fields.indexOf(f) + 1];
+            if (Number(get('num-other-sentinels')) < sentinels.filter((x) => x.alive()).length - 1 || Number(get('num-slaves')) < replicas) return undefined;
+          }
+          return m;
+        },
+        timeoutMs,
+      ),
+    stop,
+  };
+  try {
+    await set.waitHealthy();
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return set;
+}
