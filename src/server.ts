@@ -19,9 +19,8 @@ import { droppedLines, type Logger } from './obs/log.js';
 import { Metrics } from './obs/metrics.js';
 import { DecisionRecorder } from './obs/recorder.js';
 import type { Gates } from './pipeline.js';
-import { MemoryStore } from './store/memory.js';
+import { createStore } from './store/create.js';
 import type { VersionStore } from './store/port.js';
-import { RedisStore } from './store/redis.js';
 
 /**
  * What a config builds: its gates and verifier. A reload builds a new generation and swaps it in;
@@ -164,17 +163,7 @@ export function createDeps(compiled: Compiled, opts: { log: Logger; store?: Vers
   const now = opts.now ?? Date.now;
   const metrics = opts.metrics ?? new Metrics();
   const log = opts.log;
-  const store =
-    opts.store ??
-    (compiled.store.url === 'memory'
-      ? new MemoryStore(now)
-      : new RedisStore({
-          url: compiled.store.url,
-          keyPrefix: compiled.store.keyPrefix,
-          commandTimeoutMs: compiled.store.commandTimeoutMs,
-          connectTimeoutMs: compiled.store.connectTimeoutMs,
-          onConnectionError: rateLimitedWarn(log, 'store connection error', 10_000),
-        }));
+  const store = opts.store ?? createStore(compiled.store, { now, log, onConnectionError: rateLimitedWarn(log, 'store connection error', 10_000) });
   return new Deps(store, metrics, log, now, buildGeneration(compiled, opts.sha256 ?? '', store, metrics, log, now));
 }
 

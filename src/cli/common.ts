@@ -19,7 +19,8 @@ Usage:
   conflict-gate schema                          print the config's JSON Schema
   conflict-gate --help | --version
 
-Environment: PORT (8080), ADMIN_PORT (9090), METRICS_PORT, HOST (::, or 0.0.0.0 without IPv6), REDIS_URL, GATE_ADMIN_TOKEN, LOG_LEVEL (info), GATE_CONFIG.
+Environment: PORT (8080), ADMIN_PORT (9090), METRICS_PORT, HOST (::, or 0.0.0.0 without IPv6), the store mode
+(REDIS_URL | REDIS_CLUSTER_NODES | REDIS_SENTINELS + REDIS_SENTINEL_NAME), GATE_ADMIN_TOKEN, LOG_LEVEL (info), GATE_CONFIG.
 Signals: SIGTERM / SIGINT drain and exit 0; SIGHUP reloads the config.
 Exit codes: 0 ok, 1 runtime failure (a port in use; explain: would deny), 2 bad config or usage.`;
 

@@ -53,6 +53,15 @@ export async function serve(a: ServeArgs, env: Env): Promise<number> {
   const store = dev && compiled.store.url === 'memory' ? new MemoryStore() : undefined;
   if (store) await store.publish(DEV_SEEDED.key, DEV_SEEDED.version);
   const deps = createDeps(compiled, { log, store, sha256: result.sha256 });
+  // Store boot check: a Redis that answers but is not the kind configured is a config error.
+  const { bootProblem } = await import('../store/create.js');
+  const storeProblem = await bootProblem(deps.store, compiled.store, compiled.store.connectTimeoutMs);
+  if (storeProblem) {
+    printIssues(a.config ?? '(dev mode)', [storeProblem]);
+    await deps.store.close();
+    dev?.cleanup();
+    return 2;
+  }
   const adminToken = env.GATE_ADMIN_TOKEN || dev?.adminToken || undefined;
   const devJwks = dev?.jwks;
   // One reload at a time, each reading the file afresh (SIGHUP, POST /reload and --watch alike).

@@ -4,6 +4,7 @@ import { parseDocument, parse as parseYamlScalar } from 'yaml';
 import type { z } from 'zod';
 import type { ConfigIssue } from './primitives.js';
 import { configSchema, type Config } from './schema.js';
+import { applyStoreEnv } from './sections/store.js';
 
 export type { ConfigIssue };
 
@@ -154,7 +155,10 @@ function safeScalar(value: string): unknown {
 
 const PORT_RE = /^\d{1,5}$/;
 
-/** PORT, ADMIN_PORT, METRICS_PORT, HOST, REDIS_URL override the file (LOG_LEVEL and GATE_ADMIN_TOKEN are read by the server). */
+/**
+ * PORT, ADMIN_PORT, METRICS_PORT, HOST and the store's env forms (REDIS_URL, REDIS_CLUSTER_NODES,
+ * REDIS_SENTINELS + REDIS_SENTINEL_NAME) override the file (LOG_LEVEL and GATE_ADMIN_TOKEN are read by the server).
+ */
 function applyEnvOverrides(root: Record<string, unknown>, env: Env, issues: ConfigIssue[]): void {
   const section = (name: string): Record<string, unknown> => {
     const existing = root[name];
@@ -176,7 +180,9 @@ function applyEnvOverrides(root: Record<string, unknown>, env: Env, issues: Conf
   port('ADMIN_PORT', 'adminPort');
   port('METRICS_PORT', 'metricsPort');
   if (env.HOST) section('server').host = env.HOST;
-  if (env.REDIS_URL) section('store').url = env.REDIS_URL;
+  if (env.REDIS_URL || env.REDIS_CLUSTER_NODES || env.REDIS_SENTINELS || env.REDIS_SENTINEL_NAME) {
+    applyStoreEnv(section('store'), env, (path, message) => issues.push({ path, message }));
+  }
 }
 
 type ZodIssue = z.core.$ZodIssue;
