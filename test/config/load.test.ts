@@ -47,6 +47,22 @@ const CASES: [fixture: string, lines: string[], env?: Record<string, string>][] 
   ['param-form', ['conflict.resources[0].params.id: expected one of any, integer, uuid', 'conflict.resources[0].params.oid: oid is not a parameter of the path /api/orders/:id']],
   ['semicolon-pattern', ['auth.publicRoutes[0]: ";" cannot appear in a pattern (path parameters are refused or stripped before matching)']],
   ['misspelled-key', ['auth.clientIdClaims: unknown key (did you mean clientIdClaim?)', 'conflict.resources[0].requires: unknown key (did you mean require?)']],
+  ['store-url-and-cluster', ['store: url and cluster are both set: set exactly one of url, cluster, sentinel']],
+  ['store-cluster-and-sentinel', ['store: cluster and sentinel are both set: set exactly one of url, cluster, sentinel']],
+  [
+    'store-bad-cluster-node',
+    [
+      'store.cluster.nodes[1]: expected "host:port" or a redis:// URL with no credentials or path (they have their own fields)',
+      'store.cluster.nodes[2]: expected "host:port" or a redis:// URL with no credentials or path (they have their own fields)',
+    ],
+  ],
+  ['store-bad-sentinel', ['store.sentinel.name: required', 'store.sentinel.sentinels[1]: expected "host:port"']],
+  ['store-credentials-twice', ['store.password: store.url has credentials too: give them in one place'], { REDIS_PASSWORD: 'pw' }],
+  ['store-brace-prefix', ['store.keyPrefix: must not contain "{" or "}" (they would become the Redis Cluster hash tag of every key)']],
+  ['store-cluster', ['REDIS_URL: conflicts with REDIS_CLUSTER_NODES: set only one of REDIS_URL, REDIS_CLUSTER_NODES, REDIS_SENTINELS (with REDIS_SENTINEL_NAME)'], { REDIS_URL: 'redis://10.0.0.9:6379/0', REDIS_CLUSTER_NODES: '10.0.0.1:6379' }],
+  ['store-cluster', ['REDIS_SENTINEL_NAME: required when REDIS_SENTINELS is set (the name the sentinels monitor the master under)'], { REDIS_SENTINELS: '10.0.0.1:26379' }],
+  ['store-cluster', ['REDIS_SENTINELS: required when REDIS_SENTINEL_NAME is set (comma-separated host:port of the sentinels)'], { REDIS_SENTINEL_NAME: 'mymaster' }],
+  ['store-cluster', ['REDIS_CLUSTER_NODES: "10.0.0.2": expected "host:port" or a redis:// URL with no credentials or path (they have their own fields)'], { REDIS_CLUSTER_NODES: '10.0.0.1:6379,10.0.0.2' }],
   ['invalid-yaml', [`${FIX}/invalid-yaml.yaml: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ] at line 2, column 1`]],
 ];
 

@@ -24,13 +24,13 @@ export const storeSchema = z
       .strictObject({
         name: z.string().min(1),
         sentinels: z.array(hostPort).min(1),
-        username: z.string().min(1).optional(),
-        password: z.string().min(1).optional(),
+        username: z.string().optional(),
+        password: z.string().optional(),
       })
       .optional(),
-    /** ACL user and password of the data nodes, in every mode (also possible in a one-node url). */
-    username: z.string().min(1).optional(),
-    password: z.string().min(1).optional(),
+    /** ACL user and password of the data nodes, in every mode (also possible in a one-node url). Empty is none (`${REDIS_PASSWORD:-}`). */
+    username: z.string().optional(),
+    password: z.string().optional(),
     /** TLS to Redis in every mode (a `rediss://` URL or node turns it on too). */
     tls: z.boolean().default(false),
     keyPrefix: z
@@ -55,8 +55,8 @@ export const storeSchema = z
       ctx.addIssue({ code: 'custom', message: `${named}: set exactly one of url, cluster, sentinel` });
     }
     const url = s.url !== undefined && s.url !== 'memory' ? safeUrl(s.url) : undefined;
-    if (url && (url.username !== '' || url.password !== '') && (s.username !== undefined || s.password !== undefined)) {
-      ctx.addIssue({ code: 'custom', path: [s.password !== undefined ? 'password' : 'username'], message: 'store.url has credentials too: give them in one place' });
+    if (url && (url.username !== '' || url.password !== '') && (s.username || s.password)) {
+      ctx.addIssue({ code: 'custom', path: [s.password ? 'password' : 'username'], message: 'store.url has credentials too: give them in one place' });
     }
   })
   // `url` is the default only when no other mode is given.
@@ -96,9 +96,9 @@ export function compileStore(s: StoreConfig): CompiledStore {
     mode,
     url: s.url,
     cluster: nodes && { nodes },
-    sentinel: s.sentinel && { name: s.sentinel.name, sentinels: s.sentinel.sentinels.map((a) => parseHostPort(a)!), username: s.sentinel.username, password: s.sentinel.password },
-    username: s.username,
-    password: s.password,
+    sentinel: s.sentinel && { name: s.sentinel.name, sentinels: s.sentinel.sentinels.map((a) => parseHostPort(a)!), username: s.sentinel.username || undefined, password: s.sentinel.password || undefined },
+    username: s.username || undefined,
+    password: s.password || undefined,
     tls: s.tls || (s.url?.startsWith('rediss://') ?? false) || (nodes?.some((n) => n.tls) ?? false),
     keyPrefix: s.keyPrefix,
     commandTimeoutMs: durationMs(s.commandTimeout),
