@@ -1,7 +1,8 @@
 // `npm run bench:conflict`: the lost-update simulation in three modes (no gate, If-Match at the edge, claim mode).
 // Flags (or env): --clients (LOST_CLIENTS, 20), --increments (LOST_INCREMENTS, 25), --counters (LOST_COUNTERS, 3),
 // --delay ms (LOST_DELAY_MS, 10), --attempts (LOST_ATTEMPTS, 500), --fail-every N (LOST_FAIL_EVERY, 10; 0 = never),
-// --store memory|redis://… (LOST_STORE, default redis://127.0.0.1:6379/0; falls back to memory when Redis is down).
+// --store memory|redis://…|cluster:host:port,host:port (LOST_STORE, default redis://127.0.0.1:6379/0; falls back to memory
+// when Redis is down; a cluster is given by its seed nodes).
 import { createConnection } from 'node:net';
 import { parseArgs } from 'node:util';
 import { describeResult, runLostUpdate, type Mode, type SimResult } from './lib/lost-update-sim.js';
@@ -31,7 +32,7 @@ const failEvery = n(f['fail-every'], env.LOST_FAIL_EVERY, 10);
 let store = f.store ?? env.LOST_STORE ?? 'redis://127.0.0.1:6379/0';
 
 function redisAnswers(url: string): Promise<boolean> {
-  const u = new URL(url);
+  const u = url.startsWith('cluster:') ? new URL(`redis://${url.slice('cluster:'.length).split(',')[0]}`) : new URL(url);
   return new Promise((resolve) => {
     const s = createConnection({ host: u.hostname, port: Number(u.port || 6379) });
     s.setTimeout(1000, () => (s.destroy(), resolve(false)));

@@ -22,7 +22,7 @@
 import { once } from 'node:events';
 import { Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { readConfigText } from '../../src/config/read.js';
 import { createLogger } from '../../src/obs/log.js';
 import { createDeps, startServer, type RunningServer } from '../../src/server.js';
@@ -39,7 +39,7 @@ export interface SimOptions {
   writeDelayMs: number;
   /** Attempts per increment before a client gives up on it. */
   maxAttempts: number;
-  /** `memory` or a redis:// URL (a unique key prefix is used and deleted afterwards). */
+  /** `memory`, a redis:// URL, or `cluster:host:port,host:port` (seed nodes); a unique key prefix is used and deleted afterwards. */
   store: string;
   /** The upstream declines every Nth write (503, nothing applied, unchanged version published); 0 = never. */
   failEvery?: number;
@@ -175,10 +175,45 @@ async function startUpstream(o: { ids: string[]; writeDelayMs: number; failEvery
 const SECRET = 'lost-update-sim-secret-0123456789abcdef';
 const ADMIN_TOKEN = 'lost-update-admin-token';
 
+/** The YAML of the store mode a `store` option names. */
+function storeMode(store: string): string {
+  return store.startsWith('cluster:') ? `cluster: { nodes: ${JSON.stringify(store.slice('cluster:'.length).split(','))} }` : `url: "${store}"`;
+}
+
+/** Deletes the run's keys: on the one node, or on every master of a cluster. */
+async function cleanup(store: string, prefix: string): Promise<void> {
+  const nodes = store.startsWith('cluster:') ? store.slice('cluster:'.length).split(',') : null;
+  if (!nodes) {
+    const redis = new Redis(store, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    try {
+      await redis.connect();
+      await flushPrefix(redis, prefix);
+    } finally {
+      redis.disconnect();
+    }
+    return;
+  }
+  const cluster = new Cluster(nodes.map((n) => ({ host: n.slice(0, n.lastIndexOf(':')), port: Number(n.slice(n.lastIndexOf(':') + 1)) })), { lazyConnect: true });
+  try {
+    await cluster.connect();
+    // DEL per key: the keys of one run live on every master (and on many slots).
+    for (const master of cluster.nodes('master')) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await master.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+        cursor = next;
+        for (const k of keys) await cluster.del(k);
+      } while (cursor !== '0');
+    }
+  } finally {
+    cluster.disconnect();
+  }
+}
+
 async function startGate(o: { claim: boolean; store: string; prefix: string; lease: string }): Promise<RunningServer> {
   const yaml = `
 server: { port: 0, adminPort: 0, host: 127.0.0.1, trustedProxies: ["127.0.0.0/8", "::1/128"] }
-store: { url: "${o.store}", keyPrefix: "${o.prefix}" }
+store: { ${storeMode(o.store)}, keyPrefix: "${o.prefix}" }
 auth: { secret: "${SECRET}", algorithms: [HS256] }
 conflict:
   claim: { enabled: ${o.claim}, lease: ${o.lease} }
@@ -285,15 +320,8 @@ export async function runLostUpdate(opts: SimOptions): Promise<SimResult> {
     await gate?.close(1000);
     agent.destroy();
     if (opts.store !== 'memory' && gate) {
-      const redis = new Redis(opts.store, { lazyConnect: true, maxRetriesPerRequest: 1 });
-      try {
-        await redis.connect();
-        await flushPrefix(redis, prefix);
-      } catch {
-        // Best effort: the keys are tiny and prefixed.
-      } finally {
-        redis.disconnect();
-      }
+      // Best effort: the keys are tiny and prefixed.
+      await cleanup(opts.store, prefix).catch(() => undefined);
     }
   }
   const durationMs = Math.round(performance.now() - t0);

@@ -107,6 +107,8 @@ export interface OwnCluster {
   masterOf(slot: number): Promise<ServerProc>;
   /** Ports of the masters that hold slots now. */
   masters(): Promise<ServerProc[]>;
+  /** The live replicas of `master` (by their own INFO replication). */
+  replicasOf(master: ServerProc): Promise<ServerProc[]>;
   /** Until every live node says cluster_state:ok and all 16384 slots are served by a live master. */
   waitHealthy(timeoutMs?: number): Promise<void>;
   /** Moves `slots` (a count, from `from` to `to`) with `redis-cli --cluster reshard`, keys and all. */
@@ -161,6 +163,14 @@ export async function startCluster(opts: { masters?: number; replicas?: number; 
       return byPort.get(row[2])!;
     },
     masters: async () => [...new Set((await slotsTable()).map(([, , p]) => p))].map((p) => byPort.get(p)!),
+    replicasOf: async (master) => {
+      const out: ServerProc[] = [];
+      for (const n of nodes.filter((x) => x.alive() && x !== master)) {
+        const info = await withNode(n.port, async (r) => String(await r.call('INFO', 'replication')));
+        if (infoField(info, 'role') === 'slave' && Number(infoField(info, 'master_port')) === master.port) out.push(n);
+      }
+      return out;
+    },
     waitHealthy: async (timeoutMs = 30_000) => {
       await waitFor(
         'a healthy cluster',
@@ -215,19 +225,24 @@ export async function startCluster(opts: { masters?: number; replicas?: number; 
   return cluster;
 }
 
-/** A key's hash slot (CRC16/XMODEM of its hash tag or whole key, mod 16384), as Redis computes it. */
-export function slotOf(key: string): number {
-  const open = key.indexOf('{');
-  if (open !== -1) {
-    const close = key.indexOf('}', open + 1);
-    if (close > open + 1) key = key.slice(open + 1, close);
-  }
-  let crc = 0;
-  for (const byte of Buffer.from(key)) {
-    crc ^= byte << 8;
-    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
-  }
-  return crc % 16384;
+/** What a node says its replication role is now (`master` / `slave`), or undefined when it does not answer. */
+export async function roleOf(node: ServerProc): Promise<string | undefined> {
+  if (!node.alive()) return undefined;
+  return withNode(node.port, async (r) => infoField(String(await r.call('INFO', 'replication')), 'role')).catch(() => undefined);
+}
+
+/** The clients connected to a node (CLIENT LIST): each one's name and the last command it ran. */
+export async function clientList(node: ServerProc): Promise<{ name: string; cmd: string }[]> {
+  const text = await withNode(node.port, async (r) => String(await r.call('CLIENT', 'LIST')));
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => ({ name: / name=(\S*)/.exec(line)?.[1] ?? '', cmd: / cmd=(\S*)/.exec(line)?.[1] ?? '' }));
+}
+
+/** The names of the clients connected to a node. */
+export async function clientNames(node: ServerProc): Promise<string[]> {
+  return (await clientList(node)).map((c) => c.name);
 }
 
 // ---------------------------------------------------------------------------------------------

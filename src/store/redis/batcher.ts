@@ -30,9 +30,9 @@ const UNKNOWN_NODE = '?';
  *
  * Redis Cluster: a pipeline never mixes masters (ioredis would refuse it, and Redis would answer
  * CROSSSLOT to a multi-key command): commands are grouped by the master that serves their key's
- * slot now. When slots move between the grouping and the reply, a command answered MOVED, ASK,
- * TRYAGAIN or CLUSTERDOWN (none of which ran it) is sent again alone through the cluster client,
- * which follows the redirection. Each decision stays one round trip unless its slot is moving.
+ * slot now. When slots move between the grouping and the reply, a command answered MOVED, ASK or
+ * TRYAGAIN (none of which ran it) is sent again alone through the cluster client, which follows
+ * the redirection. Each decision stays one round trip unless its slot is moving.
  *
  * Every command settles within `timeoutMs` of its flush (the store's commandTimeout): ioredis
  * bounds a command once a node has it, but not the redirections and retries before that.

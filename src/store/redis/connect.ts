@@ -22,6 +22,9 @@ export interface ConnectOptions {
 
 export type Client = Redis | Cluster;
 
+/** The name the store's connections give themselves (CLIENT SETNAME). */
+export const CONNECTION_NAME = 'conflict-gate';
+
 /** The node key of the one master in one-node and Sentinel mode. */
 export const ONLY_MASTER = 'master';
 
@@ -52,6 +55,8 @@ function common(o: ConnectOptions): RedisOptions {
     maxRetriesPerRequest: 0,
     // After a refused connection the old socket never emits 'close'; do not hold shutdown for 2 s.
     disconnectTimeout: 200,
+    // CLIENT LIST on a node shows the gate's connections by name (and that replicas have none).
+    connectionName: CONNECTION_NAME,
     ...(o.username !== undefined ? { username: o.username } : {}),
     ...(o.password !== undefined ? { password: o.password } : {}),
   };
@@ -116,11 +121,14 @@ function cluster(nodes: readonly RedisAddress[], o: ConnectOptions): RedisConnec
     // Follows a failover or reshard even while nothing is sent to the moved slots.
     slotsRefreshInterval: 1000,
     slotsRefreshTimeout: Math.max(o.commandTimeoutMs, 500),
-    // Redirections are followed quickly; the store's own deadline (commandTimeout) bounds the lot.
+    // Redirections are followed at once, a slot in mid-migration is retried quickly; the store's
+    // own deadline (commandTimeout) bounds the lot. CLUSTERDOWN (a master failed, no replica has
+    // taken over yet) is not retried: every call would wait out commandTimeout for an answer that
+    // takes seconds to come; the fail mode applies at once instead.
     maxRedirections: 16,
     retryDelayOnMoved: 0,
     retryDelayOnFailover: 50,
-    retryDelayOnClusterDown: 50,
+    retryDelayOnClusterDown: 0,
     retryDelayOnTryAgain: 20,
     clusterRetryStrategy: (times) => Math.min(100 * times, 1000),
     redisOptions: { ...common(o), ...(o.tls ? { tls: {} } : {}) },

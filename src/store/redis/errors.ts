@@ -1,6 +1,6 @@
 // What a failed Redis call means, read from the error's type and the reply's error code, never from free text.
 import { ReplyError } from 'ioredis';
-import { STORE_DOWN, STORE_NOT_READY, StoreError, type StoreErrorCode } from '../port.js';
+import { STORE_NOT_READY, StoreError } from '../port.js';
 
 /** One instance per outcome: an outage must not cost an Error (and its stack) per request. */
 export const STORE_TIMEOUT = new StoreError('timeout', 'store command timed out');
@@ -8,11 +8,12 @@ const OTHER = new StoreError('other', 'store error');
 const SCRIPT = new StoreError('script', 'store script error');
 
 /**
- * Replies Redis Cluster gives instead of executing a command. None of them ran the command, so
- * re-sending one through the cluster client (which follows them) is safe.
+ * Replies Redis Cluster gives instead of executing a command, because the key's slot is elsewhere
+ * or moving. None of them ran the command, so re-sending one through the cluster client (which
+ * follows them) is safe.
  */
-export const REDIRECTS: ReadonlySet<string> = new Set(['MOVED', 'ASK', 'TRYAGAIN', 'CLUSTERDOWN']);
-const CLUSTER_REPLIES: ReadonlySet<string> = new Set([...REDIRECTS, 'CROSSSLOT']);
+export const REDIRECTS: ReadonlySet<string> = new Set(['MOVED', 'ASK', 'TRYAGAIN']);
+const CLUSTER_REPLIES: ReadonlySet<string> = new Set([...REDIRECTS, 'CLUSTERDOWN', 'CROSSSLOT']);
 /** A node that cannot serve writes now: loading its dataset, a replica (a demoted master), or a replica cut off from its master. */
 const UNAVAILABLE_REPLIES: ReadonlySet<string> = new Set(['LOADING', 'READONLY', 'MASTERDOWN', 'BUSY']);
 
@@ -71,9 +72,3 @@ export function classify(err: unknown, ctx: FailureContext): StoreError {
   return ctx.connected ? OTHER : STORE_NOT_READY;
 }
 
-/** Codes that say the store is known to be down rather than that one call failed. */
-export function isOutage(code: StoreErrorCode): boolean {
-  return code === 'down' || code === 'not_ready' || code === 'timeout';
-}
-
-export { STORE_DOWN, STORE_NOT_READY };

@@ -16,7 +16,8 @@ interface NodeState {
   down?: string;
   /** Redis clock − this process' clock, from the best recent TIME sample. */
   offsetMs: number;
-  probing: boolean;
+  /** The probe in flight, if any (a second caller waits for it rather than sending another). */
+  probing: Promise<boolean> | undefined;
 }
 
 export interface HealthEvents {
@@ -49,7 +50,7 @@ export class Health {
 
   private state(node: string): NodeState {
     let s = this.nodes.get(node);
-    if (!s) this.nodes.set(node, (s = { answeredAt: 0, offsetMs: 0, probing: false }));
+    if (!s) this.nodes.set(node, (s = { answeredAt: 0, offsetMs: 0, probing: undefined }));
     return s;
   }
 
@@ -114,7 +115,8 @@ export class Health {
   /** One TIME on `node`'s connection, bounded by the probe timeout. */
   probe(node: string): Promise<boolean> {
     const s = this.state(node);
-    if (s.probing || this.closed) return Promise.resolve(s.down === undefined && s.answeredAt !== 0);
+    if (s.probing) return s.probing;
+    if (this.closed) return Promise.resolve(false);
     const target = this.conn.masters().find((m) => m.node === node)?.client;
     if (!this.conn.ready()) return Promise.resolve(false);
     if (!target) {
@@ -124,13 +126,12 @@ export class Health {
       if (this.conn.mode === 'cluster') (this.conn.client as { refreshSlotsCache(): void }).refreshSlotsCache();
       return Promise.resolve(false);
     }
-    s.probing = true;
     const sent = Date.now();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error('probe timed out')), this.probeTimeoutMs);
     });
-    return Promise.race([target.time(), deadline]).then(
+    s.probing = Promise.race([target.time(), deadline]).then(
       (t) => {
         const received = Date.now();
         this.answered(node, received);
@@ -145,8 +146,9 @@ export class Health {
       },
     ).finally(() => {
       clearTimeout(timer);
-      s.probing = false;
+      s.probing = undefined;
     });
+    return s.probing;
   }
 
   private schedule(ms: number): void {
