@@ -197,9 +197,14 @@ export class RedisStore implements VersionStore {
     ]).finally(() => clearTimeout(timer));
   }
 
-  /** When the gate stops waiting for a command sent now to `key`'s master, on that master's clock. */
+  /**
+   * When a claim sent now to `key`'s master stops being wanted, on that master's clock: a margin
+   * before the gate stops waiting for it (commandTimeout), which covers the error of the clock
+   * offset. A claim Redis runs in that margin answers 'late' and takes nothing, like a timeout.
+   */
   private deadline(key: string): number {
-    return Date.now() + this.commandTimeoutMs + this.health_.offsetMs(this.connection.nodeOf(key) ?? ONLY_MASTER);
+    const margin = Math.min(50, this.commandTimeoutMs / 5);
+    return Date.now() + this.commandTimeoutMs - margin + this.health_.offsetMs(this.connection.nodeOf(key) ?? ONLY_MASTER);
   }
 
   getVersion(key: string): Promise<string | null> {
