@@ -80,8 +80,11 @@ export class Deps {
     return this.gen.replay;
   }
 
-  /** /readyz: ready, degraded (the store is down, every fail mode fails open) or not ready (http/health.ts). */
-  readonly ready = (): ReadinessReport => readinessOf(this.store.health().up, this.gen.verifier.ready, failClosedModes(this.gen.compiled));
+  /** /readyz: ready, degraded (the store is down, every fail mode fails open) or not ready (http/health.ts), with the store's reason. */
+  readonly ready = (): ReadinessReport => {
+    const health = this.store.health();
+    return readinessOf(health.up, this.gen.verifier.ready, failClosedModes(this.gen.compiled), health.reason);
+  };
 
   /**
    * Swaps in the generation a newly read config builds, for requests that start from now on.

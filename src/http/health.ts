@@ -39,13 +39,15 @@ export function failClosedModes(c: Pick<Compiled, 'rateLimit' | 'conflict'>): st
  * A readiness probe on this keeps replicas in the Service through a Redis outage when the config
  * says to fail open, and takes them out when it says to fail closed.
  */
-export function readinessOf(store: boolean, keys: boolean, failClosed: readonly string[]): ReadinessReport {
+export function readinessOf(store: boolean, keys: boolean, failClosed: readonly string[], storeWhy?: string): ReadinessReport {
   const checks = { store, keys };
   const strictReady = store && keys;
   if (!keys) return { status: 'not_ready', ready: false, strictReady, checks, reason: 'signing keys are not loaded' };
   if (store) return { status: 'ready', ready: true, strictReady, checks };
-  if (failClosed.length === 0) return { status: 'degraded', ready: true, strictReady, checks, reason: 'the store does not answer; every onStoreError fails open' };
-  return { status: 'not_ready', ready: false, strictReady, checks, reason: `the store does not answer and ${failClosed.join(', ')} is deny` };
+  // The store's own words (`master 10.0.0.3:6379 not answering …`, a cluster node behind a one-node url).
+  const down = `the store does not answer${storeWhy ? ` (${storeWhy})` : ''}`;
+  if (failClosed.length === 0) return { status: 'degraded', ready: true, strictReady, checks, reason: `${down}; every onStoreError fails open` };
+  return { status: 'not_ready', ready: false, strictReady, checks, reason: `${down} and ${failClosed.join(', ')} is deny` };
 }
 
 /** /healthz: 200 while the process runs. /readyz: see readinessOf; `/readyz?strict=1`: store and keys. */

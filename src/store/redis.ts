@@ -38,7 +38,7 @@ export interface RedisStoreOptions {
   onConnectionError?: (message: string) => void;
 }
 
-/** How long a CLUSTERDOWN reply keeps the store reported down (the cluster says it is; a probe cannot tell). */
+/** How long a CLUSTERDOWN reply keeps the store reported down, unless a command succeeds first (a TIME probe cannot tell: it has no slot). */
 const CLUSTER_DOWN_MS = 2000;
 /** At most one log line per kind of runtime cluster reply in this long. */
 const LOG_EVERY_MS = 10_000;
@@ -179,11 +179,15 @@ export class RedisStore implements VersionStore {
   private async run<T>(key: string, script: boolean, op: () => Promise<T>): Promise<T> {
     const refused = this.refusal(key);
     if (refused) throw refused;
+    let result: T;
     try {
-      return await op();
+      result = await op();
     } catch (err) {
       throw this.fault(err, script);
     }
+    // A master served a command: the cluster is no longer down (CLUSTERDOWN is cluster-wide).
+    if (this.clusterDownAt !== 0) this.clusterDownAt = 0;
+    return result;
   }
 
   /** A command outside the batcher (a MULTI), under the same deadline. */
@@ -328,7 +332,7 @@ export class RedisStore implements VersionStore {
     if (!this.connection.ready()) return { up: false, reason: this.connection.mode === 'cluster' ? 'not connected to the cluster (no slot map yet)' : 'not connected' };
     const down = this.health_.anyDown();
     if (down) return { up: false, reason: this.connection.mode === 'cluster' ? `master ${down.node} ${down.why}` : down.why };
-    if (Date.now() - this.clusterDownAt < CLUSTER_DOWN_MS) return { up: false, reason: `cluster down (CLUSTERDOWN): ${CLUSTER_MEANING.CLUSTERDOWN}` };
+    if (this.clusterDownAt !== 0 && Date.now() - this.clusterDownAt < CLUSTER_DOWN_MS) return { up: false, reason: `cluster down (CLUSTERDOWN): ${CLUSTER_MEANING.CLUSTERDOWN}` };
     return { up: true };
   }
 

@@ -16,7 +16,6 @@ import { runStoreContract } from '../store/contract.js';
 import {
   adminPut,
   bearer,
-  COMMAND_TIMEOUT_MS,
   CI_SLACK_MS,
   counterSum,
   describeFailover,
@@ -260,19 +259,44 @@ describe('cluster: slots moving and masters dying under load', () => {
     const [victimPort, victimIds] = [...byMaster.entries()][0]!;
     const victim = cluster.nodes.find((n) => n.port === victimPort)!;
     const [replica] = await cluster.replicasOf(victim);
-    const report = await failoverUnderLoad(mode, prefix, {
-      victimIds,
-      otherIds: [...byMaster.entries()].slice(1).flatMap(([, l]) => l),
-      kill: () => victim.kill(),
-      // The moment the replica takes over: it is the first to know.
-      promoted: async () => (await roleOf(replica!)) === 'master',
-    });
-    console.log(`cluster failover: ${describeFailover(report)}`);
-    expect(report.staleAllowed).toBe(0);
-    expect(report.failModeAnswers).toBeGreaterThan(0);
-    expect(report.resumeAfterPromotionMs).toBeLessThanOrEqual(5000);
-    expect(report.maxLatencyMs).toBeLessThanOrEqual(LATENCY_BOUND_MS + CI_SLACK_MS);
-    expect(report.samples.filter((s) => s.start > report.lastFailureAt && s.onVictim && s.kind === 'current').every((s) => s.status === 200)).toBe(true);
-    expect(COMMAND_TIMEOUT_MS).toBe(250);
+    const [g] = await startGates(mode, 1, gateYaml(prefix, { conflictOnError: 'deny' }));
+    // What /readyz says meanwhile.
+    const readiness: { status: number; body: { reason?: string } }[] = [];
+    let polling = true;
+    const poll = (async () => {
+      while (polling) {
+        const r = await fetch(`${g!.url}/readyz`);
+        readiness.push({ status: r.status, body: (await r.json()) as { reason?: string } });
+        await sleep(100);
+      }
+    })();
+    try {
+      const report = await failoverUnderLoad(mode, prefix, {
+        gate: g,
+        victimIds,
+        otherIds: [...byMaster.entries()].slice(1).flatMap(([, l]) => l),
+        kill: () => victim.kill(),
+        // The moment the replica takes over: it is the first to know.
+        promoted: async () => (await roleOf(replica!)) === 'master',
+      });
+      console.log(`cluster failover: ${describeFailover(report)}`);
+      expect(report.staleAllowed).toBe(0);
+      expect(report.failModeAnswers).toBeGreaterThan(0);
+      expect(report.resumeAfterPromotionMs).toBeLessThanOrEqual(5000);
+      expect(report.maxLatencyMs).toBeLessThanOrEqual(LATENCY_BOUND_MS + CI_SLACK_MS);
+      expect(report.samples.filter((s) => s.start > report.lastFailureAt && s.onVictim && s.kind === 'current').every((s) => s.status === 200)).toBe(true);
+      // /readyz said why while the master was gone, and is ready again after the promotion.
+      const down = readiness.filter((r) => r.status === 503);
+      expect(down.length).toBeGreaterThan(0);
+      // conflict.onStoreError is deny: not ready while the store does not answer, and the store says why.
+      expect(down.every((r) => /^the store does not answer \((master \S+ (not connected|not reachable|not answering.*)|cluster down \(CLUSTERDOWN\).*)\) and conflict.onStoreError is deny$/.test(r.body.reason ?? ''))).toBe(true);
+      expect(readiness.at(-1)!.status).toBe(200);
+      // The runtime cluster reply was logged with what it means.
+      expect(g!.output()).toMatch(/"reply":"CLUSTERDOWN","meaning":"the cluster refuses commands: a master is down and no replica has taken over yet[^"]*","msg":"store: Redis Cluster answered CLUSTERDOWN/);
+    } finally {
+      polling = false;
+      await poll;
+      await g!.stop();
+    }
   }, 60_000);
 });

@@ -3,9 +3,11 @@ import { expect } from 'vitest';
 import { VersionPublisher, type RedisPublisherOptions } from '../../src/client/index.js';
 import { keyLayout } from '../../src/store/keys.js';
 import { slotOf } from '../../src/store/redis/slot.js';
+import { runFailover, type FailoverReport } from '../../bench/lib/failover.js';
 import { forward, startGate, type RunningGate } from '../helpers/gate.js';
 import { AUDIENCE, ISSUER, jwks, makeKey, sign, type TestKey } from '../helpers/tokens.js';
 
+export { describeFailover, type FailoverReport } from '../../bench/lib/failover.js';
 export const ADMIN_TOKEN = 'redis-modes-admin-token';
 export const COMMAND_TIMEOUT_MS = 250;
 /**
@@ -216,101 +218,24 @@ export async function replayAcrossGates(mode: Mode, prefix: string): Promise<voi
 }
 
 // ---------------------------------------------------------------------------------------------
-// Failover under a bounded load
-
-export interface Sample {
-  start: number;
-  end: number;
-  status: number;
-  kind: 'current' | 'stale';
-  onVictim: boolean;
-  version: string | null;
-}
-
-export interface FailoverReport {
-  killedAt: number;
-  promotedAt: number;
-  /** End of the last current write on the victim's keys that did not get its shared answer (200 with the version), after the kill. */
-  lastFailureAt: number;
-  samples: Sample[];
-  maxLatencyMs: number;
-  staleAllowed: number;
-  failModeAnswers: number;
-  /** From promotion to correct shared answers (negative when they resumed before the test saw the promotion). */
-  resumeAfterPromotionMs: number;
-}
+// Failover under a bounded load (the load and its measures live in bench/lib/failover.ts)
 
 /**
  * One gate (conflict.onStoreError: deny, rate limits falling back to memory) under a steady load
- * of current and stale writes on resources of every master; `kill` takes the victim master down
- * (kill -9), `promoted` says when a replica has taken over. Runs until the victim's keys have had
- * their shared answers for a second after the promotion, or 6 s past it.
+ * of current and stale writes on resources of every master, while `kill` takes the victim master
+ * down (kill -9) and `promoted` says when a replica has taken over.
  */
 export async function failoverUnderLoad(
   mode: Mode,
   prefix: string,
-  o: { victimIds: string[]; otherIds: string[]; kill: () => Promise<void>; promoted: () => Promise<boolean>; workers?: number; gate?: RunningGate },
+  o: { victimIds: string[]; otherIds: string[]; kill: () => Promise<void>; promoted: () => Promise<boolean>; gate?: RunningGate },
 ): Promise<FailoverReport> {
   const [g] = o.gate ? [o.gate] : await startGates(mode, 1, gateYaml(prefix, { conflictOnError: 'deny' }));
   try {
-    const ids = [...o.victimIds, ...o.otherIds];
-    for (const id of ids) expect((await adminPut(g!, `orders:${id}`, '5')).status).toBe(200);
-    await sleep(300); // replicated to the replicas long before the kill
-    const auth = await bearer('failover-load');
-    const samples: Sample[] = [];
-    const victims = new Set(o.victimIds);
-    let stop = false;
-    const worker = async (w: number) => {
-      for (let i = w; !stop; i++) {
-        const id = ids[i % ids.length]!;
-        const kind = i % 3 === 0 ? 'stale' : 'current';
-        const start = Date.now();
-        const r = await forward(g!.url, 'PUT', `/api/orders/${id}`, { ...auth, 'If-Match': kind === 'stale' ? '"4"' : '"5"' });
-        await r.arrayBuffer();
-        samples.push({ start, end: Date.now(), status: r.status, kind, onVictim: victims.has(id), version: r.headers.get('x-resource-version') });
-        await sleep(5);
-      }
-    };
-    const load = Promise.all(Array.from({ length: o.workers ?? 6 }, (_, w) => worker(w)));
-    await sleep(800);
-    const killedAt = Date.now();
-    await o.kill();
-    let promotedAt = 0;
-    while (!promotedAt) {
-      if (Date.now() - killedAt > 30_000) throw new Error('no promotion within 30 s');
-      if (await o.promoted().catch(() => false)) promotedAt = Date.now();
-      else await sleep(50);
-    }
-    const shared = (s: Sample) => s.status === 200 && s.version === '5';
-    for (;;) {
-      await sleep(100);
-      const now = Date.now();
-      const recentVictim = samples.filter((s) => s.onVictim && s.kind === 'current' && s.start > now - 1000);
-      if (now - promotedAt > 1000 && recentVictim.length > 5 && recentVictim.every(shared)) break;
-      if (now - promotedAt > 6000) break;
-    }
-    stop = true;
-    await load;
+    const report = await runFailover({ gateUrl: g!.url, adminUrl: g!.adminUrl, adminToken: ADMIN_TOKEN, auth: await bearer('failover-load'), ...o });
     expect(g!.proc.exitCode).toBeNull();
-    const lastFailureAt = Math.max(killedAt, ...samples.filter((s) => s.onVictim && s.kind === 'current' && s.start >= killedAt && !shared(s)).map((s) => s.end));
-    return {
-      killedAt,
-      promotedAt,
-      lastFailureAt,
-      samples,
-      maxLatencyMs: Math.max(...samples.map((s) => s.end - s.start)),
-      staleAllowed: samples.filter((s) => s.kind === 'stale' && s.status === 200).length,
-      failModeAnswers: samples.filter((s) => s.status === 503).length,
-      resumeAfterPromotionMs: lastFailureAt - promotedAt,
-    };
+    return report;
   } finally {
     if (!o.gate) await g!.stop();
   }
-}
-
-export function describeFailover(r: FailoverReport): string {
-  const n = r.samples.length;
-  const byStatus: Record<number, number> = {};
-  for (const s of r.samples) byStatus[s.status] = (byStatus[s.status] ?? 0) + 1;
-  return `kill→promotion ${r.promotedAt - r.killedAt} ms, promotion→shared answers ${r.resumeAfterPromotionMs} ms, ${n} requests ${JSON.stringify(byStatus)}, answered by the fail mode ${r.failModeAnswers}, max latency ${r.maxLatencyMs} ms, stale writes allowed ${r.staleAllowed}`;
 }
