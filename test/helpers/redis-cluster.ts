@@ -63,7 +63,8 @@ async function server(args: string[], port: number, dir: string): Promise<Server
   };
 }
 
-const COMMON = ['--bind', HOST, '--save', '', '--appendonly', 'no', '--protected-mode', 'no'];
+// A replica's first sync starts at once (Redis 7 otherwise waits 5 s for more replicas to share a diskless transfer).
+const COMMON = ['--bind', HOST, '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--repl-diskless-sync-delay', '0'];
 
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const until = Date.now() + timeoutMs;
@@ -321,7 +322,10 @@ export async function startSentinelSet(opts: { replicas?: number; sentinels?: nu
           const m = byPort.get(port);
           if (!m?.alive()) return undefined;
           const info = await withNode(port, async (r) => String(await r.call('INFO', 'replication')));
-          if (infoField(info, 'role') !== 'master' || Number(infoField(info, 'connected_slaves')) < replicas) return undefined;
+          if (infoField(info, 'role') !== 'master') return undefined;
+          // Replicas connected and in sync (state=online), not merely connected (state=wait_bgsave):
+          // a replica promoted before its first sync has no data.
+          if ((info.match(/^slave\d+:.*state=online/gm) ?? []).length < replicas) return undefined;
           // Each sentinel must know the others (for a quorum) and the replicas (to promote one).
           for (const s of sentinels.filter((x) => x.alive())) {
             const fields = await withNode(s.port, async (r) => (await r.call('SENTINEL', 'MASTER', name)) as string[]);

@@ -38,12 +38,20 @@ export interface RedisConnection {
   masters(): { node: string; client: Redis | undefined }[];
   /** Connected (cluster: the slot map is loaded). */
   ready(): boolean;
+  /**
+   * Sentinel: whether the node the client is connected to still says it is the master (after a
+   * planned failover the old master stays up as a replica, and its connection stays open).
+   */
+  stillMaster?(): Promise<boolean>;
   /** For log lines: the target, without credentials. */
   readonly description: string;
 }
 
-/** Reconnect quickly (a promoted master is found within half a second), never faster than every 50 ms. */
-const retry = (times: number) => Math.min(50 * times, 500);
+/**
+ * Reconnect quickly: a promoted master (Sentinel) or a restarted one is found within 200 ms of its
+ * coming up. A refused connection costs nothing worth backing off for longer.
+ */
+const retry = (times: number) => Math.min(50 * times, 200);
 
 function common(o: ConnectOptions): RedisOptions {
   return {
@@ -92,8 +100,12 @@ function sentinel(t: Extract<RedisTarget, { mode: 'sentinel' }>, o: ConnectOptio
     retryStrategy: retry,
     sentinelRetryStrategy: retry,
     sentinelCommandTimeout: o.commandTimeoutMs,
-    // Subscribes to +switch-master: a promotion is followed at once, not at the next failed command.
+    // Subscribes to +switch-master: a promotion is followed at once, not at the next failed command
+    // (the health probe also checks ROLE every second). Its connections do not reconnect to a
+    // sentinel that went away (ioredis would print each failed attempt to stderr); the next
+    // reconnect of the store subscribes afresh.
     failoverDetector: true,
+    sentinelReconnectStrategy: () => null,
     // A demoted master answers writes with READONLY: reconnect (asking the sentinels for the
     // master again) instead of failing every write until the connection happens to drop.
     reconnectOnError: (err) => replyCode(err) === 'READONLY',
@@ -107,6 +119,13 @@ function sentinel(t: Extract<RedisTarget, { mode: 'sentinel' }>, o: ConnectOptio
     nodeOf: () => ONLY_MASTER,
     masters: () => [{ node: ONLY_MASTER, client }],
     ready: () => client.status === 'ready',
+    stillMaster: async () => {
+      const role = (await client.role()) as unknown[];
+      if (role[0] === 'master') return true;
+      // Reconnect: ioredis asks the sentinels for the master again.
+      client.disconnect(true);
+      return false;
+    },
     description: `sentinel ${t.name} via ${t.sentinels.map((a) => `${a.host}:${a.port}`).join(',')}`,
   };
 }

@@ -112,7 +112,7 @@ export class Health {
     return results.every(Boolean);
   }
 
-  /** One TIME on `node`'s connection, bounded by the probe timeout. */
+  /** One TIME on `node`'s connection (and ROLE in Sentinel mode), bounded by the probe timeout. */
   probe(node: string): Promise<boolean> {
     const s = this.state(node);
     if (s.probing) return s.probing;
@@ -131,9 +131,14 @@ export class Health {
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error('probe timed out')), this.probeTimeoutMs);
     });
-    s.probing = Promise.race([target.time(), deadline]).then(
-      (t) => {
+    const checks = this.conn.stillMaster ? Promise.all([target.time(), this.conn.stillMaster()]) : target.time().then((t) => [t, true] as const);
+    s.probing = Promise.race([checks, deadline]).then(
+      ([t, master]) => {
         const received = Date.now();
+        if (!master) {
+          this.markDown(node, 'the node connected to is no longer the master (a failover demoted it): reconnecting');
+          return false;
+        }
         this.answered(node, received);
         // TIME: [seconds, microseconds] (ioredis passes them as strings or numbers).
         const [sec, usec] = (t as unknown[]).map(Number) as [number, number];
