@@ -1,4 +1,5 @@
 // VersionPublisher: an upstream publishes the version of each resource it wrote, through Redis or the admin API.
+import type { ConnectionOptions } from 'node:tls';
 import { idempotencyScope, type KeyOwner } from '../gates/idempotency/scope.js';
 import { parseHostPort, parseNodeAddress, type RedisAddress } from '../store/redis/address.js';
 import { RedisStore, type RedisTarget } from '../store/redis.js';
@@ -20,7 +21,8 @@ export interface RedisPublisherOptions {
   sentinel?: { name: string; sentinels: string[]; username?: string; password?: string };
   username?: string;
   password?: string;
-  tls?: boolean;
+  /** TLS (a rediss:// url or node turns it on too); node:tls options for a private CA, e.g. `{ ca: readFileSync('ca.pem') }`. */
+  tls?: boolean | ConnectionOptions;
   /** The gate's store.keyPrefix (default "cg:"). */
   keyPrefix?: string;
   commandTimeoutMs?: number;

@@ -1,4 +1,5 @@
 // The Redis adapter of the store port: one node, Cluster or Sentinel; keys from keys.ts, one round trip per call.
+import type { ConnectionOptions } from 'node:tls';
 import type { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { BlockedKeys } from './blocked.js';
@@ -29,7 +30,8 @@ export interface RedisStoreOptions {
   url?: string;
   username?: string;
   password?: string;
-  tls?: boolean;
+  /** TLS in every mode (a rediss:// url turns it on too); node:tls options for a private CA or a client certificate. */
+  tls?: boolean | ConnectionOptions;
   keyPrefix: string;
   commandTimeoutMs: number;
   connectTimeoutMs: number;

@@ -1,6 +1,6 @@
 // Test-owned Redis Cluster and Sentinel sets: Debian's redis-server on free ports, stopped by PID.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -66,6 +66,52 @@ async function server(args: string[], port: number, dir: string): Promise<Server
 // A replica's first sync starts at once (Redis 7 otherwise waits 5 s for more replicas to share a diskless transfer).
 const COMMON = ['--bind', HOST, '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--repl-diskless-sync-delay', '0'];
 
+/** TLS files: a CA, and a server certificate it signed for 127.0.0.1. */
+export interface TlsFiles {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/** Makes a throwaway CA and a server certificate for 127.0.0.1 (openssl), in `dir`. */
+export function makeTlsFiles(dir: string): TlsFiles {
+  const f = { ca: join(dir, 'ca.pem'), caKey: join(dir, 'ca.key'), cert: join(dir, 'server.pem'), key: join(dir, 'server.key'), csr: join(dir, 'server.csr'), ext: join(dir, 'san.ext') };
+  writeFileSync(f.ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  const run = (args: string[]) => {
+    const r = spawnSync('openssl', args, { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl ${args[0]}: ${r.stderr}`);
+  };
+  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f.caKey, '-out', f.ca, '-days', '2', '-subj', '/CN=conflict-gate test CA']);
+  run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f.key, '-out', f.csr, '-subj', '/CN=127.0.0.1']);
+  run(['x509', '-req', '-in', f.csr, '-CA', f.ca, '-CAkey', f.caKey, '-CAcreateserial', '-out', f.cert, '-days', '2', '-extfile', f.ext]);
+  return { ca: f.ca, cert: f.cert, key: f.key };
+}
+
+/** Passwords, ACL users and TLS for the servers a helper starts (all optional: none by default). */
+export interface Security {
+  /** requirepass of the default user; replicas use it as masterauth, the helpers' own admin commands too. */
+  adminPassword?: string;
+  /** ACL users, as `user` config directives: `gate on >pw ~cg:* +get ...`. */
+  users?: string[];
+  /** requirepass of the sentinels (and the password they give each other). */
+  sentinelPassword?: string;
+  /** TLS on every port: clients, replication, the cluster bus. */
+  tls?: TlsFiles;
+}
+
+function dataArgs(port: number, sec: Security, cluster: boolean): string[] {
+  const a = sec.tls
+    ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', sec.tls.cert, '--tls-key-file', sec.tls.key, '--tls-ca-cert-file', sec.tls.ca, '--tls-auth-clients', 'no', '--tls-replication', 'yes', ...(cluster ? ['--tls-cluster', 'yes'] : [])]
+    : ['--port', String(port)];
+  if (sec.adminPassword) a.push('--requirepass', sec.adminPassword, '--masterauth', sec.adminPassword);
+  for (const u of sec.users ?? []) a.push('--user', ...u.split(' '));
+  return a;
+}
+
+function cliArgs(sec: Security): string[] {
+  return [...(sec.adminPassword ? ['-a', sec.adminPassword, '--no-auth-warning'] : []), ...(sec.tls ? ['--tls', '--cacert', sec.tls.ca] : [])];
+}
+
 async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const until = Date.now() + timeoutMs;
   let last: unknown;
@@ -81,9 +127,25 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
   }
 }
 
+/** The security of the servers started by this process, by port (for the helpers' own admin connections). */
+const securityOf = new Map<number, { sec: Security; sentinel: boolean }>();
+
 /** A short-lived connection for one admin command (never the gate's client). */
 async function withNode<T>(port: number, f: (r: Redis) => Promise<T>): Promise<T> {
-  const r = new Redis({ host: HOST, port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000, commandTimeout: 2000 });
+  const known = securityOf.get(port);
+  const sec = known?.sec ?? {};
+  const password = known?.sentinel ? sec.sentinelPassword : sec.adminPassword;
+  const r = new Redis({
+    host: HOST,
+    port,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 1000,
+    commandTimeout: 2000,
+    ...(password ? { password } : {}),
+    ...(sec.tls ? { tls: { ca: readFileSync(sec.tls.ca) } } : {}),
+  });
   r.on('error', () => undefined);
   try {
     await r.connect();
@@ -122,7 +184,8 @@ async function clusterId(port: number): Promise<string> {
 }
 
 /** Starts `masters` masters with `replicas` replicas each (cluster-node-timeout `nodeTimeoutMs`). */
-export async function startCluster(opts: { masters?: number; replicas?: number; nodeTimeoutMs?: number } = {}): Promise<OwnCluster> {
+export async function startCluster(opts: { masters?: number; replicas?: number; nodeTimeoutMs?: number; security?: Security } = {}): Promise<OwnCluster> {
+  const sec = opts.security ?? {};
   const masters = opts.masters ?? 3;
   const replicas = opts.replicas ?? 1;
   const total = masters * (1 + replicas);
@@ -132,8 +195,9 @@ export async function startCluster(opts: { masters?: number; replicas?: number; 
     for (let i = 0; i < total; i++) {
       const port = await freePort();
       const bus = await freePort();
+      securityOf.set(port, { sec, sentinel: false });
       const args = [
-        '--port', String(port), ...COMMON,
+        ...dataArgs(port, sec, true), ...COMMON,
         '--cluster-enabled', 'yes', '--cluster-port', String(bus),
         '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 1000),
         // A replica promotes itself however long it was cut off (the tests kill masters right after start).
@@ -142,7 +206,7 @@ export async function startCluster(opts: { masters?: number; replicas?: number; 
       ];
       nodes.push(await server(args, port, dir));
     }
-    const create = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => n.address), '--cluster-replicas', String(replicas), '--cluster-yes'], { encoding: 'utf8', timeout: 60_000 });
+    const create = spawnSync('redis-cli', [...cliArgs(sec), '--cluster', 'create', ...nodes.map((n) => n.address), '--cluster-replicas', String(replicas), '--cluster-yes'], { encoding: 'utf8', timeout: 60_000 });
     if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}\n${create.stderr}`);
   } catch (err) {
     await Promise.all(nodes.map((n) => n.kill()));
@@ -190,7 +254,7 @@ export async function startCluster(opts: { masters?: number; replicas?: number; 
     },
     reshard: async (from, to, slots) => {
       const [fromId, toId] = await Promise.all([clusterId(from.port), clusterId(to.port)]);
-      const args = ['--cluster', 'reshard', to.address, '--cluster-from', fromId, '--cluster-to', toId, '--cluster-slots', String(slots), '--cluster-yes', '--cluster-pipeline', '50'];
+      const args = [...cliArgs(sec), '--cluster', 'reshard', to.address, '--cluster-from', fromId, '--cluster-to', toId, '--cluster-slots', String(slots), '--cluster-yes', '--cluster-pipeline', '50'];
       const proc = spawn('redis-cli', args, { stdio: ['ignore', 'pipe', 'pipe'] });
       let output = '';
       proc.stdout.on('data', (d: Buffer) => (output += d.toString()));
@@ -263,8 +327,9 @@ export interface OwnSentinelSet {
   stop(): Promise<void>;
 }
 
-/** One master, `replicas` replicas, `sentinels` sentinels (quorum 2, down-after `downAfterMs`). */
-export async function startSentinelSet(opts: { replicas?: number; sentinels?: number; downAfterMs?: number; name?: string } = {}): Promise<OwnSentinelSet> {
+/** One master, `replicas` replicas, `sentinels` sentinels (quorum 2, or 1 with one sentinel; down-after `downAfterMs`). */
+export async function startSentinelSet(opts: { replicas?: number; sentinels?: number; downAfterMs?: number; name?: string; security?: Security } = {}): Promise<OwnSentinelSet> {
+  const sec = opts.security ?? {};
   const name = opts.name ?? 'cgmaster';
   const dir = mkdtempSync(join(tmpdir(), 'cg-sentinel-'));
   const nodes: ServerProc[] = [];
@@ -275,22 +340,28 @@ export async function startSentinelSet(opts: { replicas?: number; sentinels?: nu
   };
   try {
     const masterPort = await freePort();
-    nodes.push(await server(['--port', String(masterPort), ...COMMON, '--dir', dir], masterPort, dir));
+    securityOf.set(masterPort, { sec, sentinel: false });
+    nodes.push(await server([...dataArgs(masterPort, sec, false), ...COMMON, '--dir', dir], masterPort, dir));
     for (let i = 0; i < (opts.replicas ?? 2); i++) {
       const port = await freePort();
-      nodes.push(await server(['--port', String(port), ...COMMON, '--dir', dir, '--replicaof', HOST, String(masterPort)], port, dir));
+      securityOf.set(port, { sec, sentinel: false });
+      nodes.push(await server([...dataArgs(port, sec, false), ...COMMON, '--dir', dir, '--replicaof', HOST, String(masterPort)], port, dir));
     }
     for (let i = 0; i < (opts.sentinels ?? 3); i++) {
       const port = await freePort();
+      securityOf.set(port, { sec, sentinel: true });
       const conf = join(dir, `sentinel-${port}.conf`);
+      const tls = sec.tls;
       writeFileSync(
         conf,
         [
-          `port ${port}`,
+          ...(tls ? ['port 0', `tls-port ${port}`, `tls-cert-file ${tls.cert}`, `tls-key-file ${tls.key}`, `tls-ca-cert-file ${tls.ca}`, 'tls-auth-clients no', 'tls-replication yes'] : [`port ${port}`]),
+          ...(sec.sentinelPassword ? [`requirepass ${sec.sentinelPassword}`, `sentinel sentinel-pass ${sec.sentinelPassword}`] : []),
           `bind ${HOST}`,
           'protected-mode no',
           `dir ${dir}`,
-          `sentinel monitor ${name} ${HOST} ${masterPort} 2`,
+          `sentinel monitor ${name} ${HOST} ${masterPort} ${Math.min(2, opts.sentinels ?? 3)}`,
+          ...(sec.adminPassword ? [`sentinel auth-pass ${name} ${sec.adminPassword}`] : []),
           `sentinel down-after-milliseconds ${name} ${opts.downAfterMs ?? 1000}`,
           `sentinel failover-timeout ${name} 5000`,
           `sentinel parallel-syncs ${name} 2`,
@@ -318,7 +389,7 @@ export async function startSentinelSet(opts: { replicas?: number; sentinels?: nu
         async () => {
           const ports = await Promise.all(sentinels.filter((s) => s.alive()).map((s) => masterFrom(s).catch(() => -1)));
           const port = ports[0]!;
-          if (port === notPort || ports.filter((p) => p === port).length < 2) return undefined;
+          if (port === notPort || ports.filter((p) => p === port).length < Math.min(2, sentinels.length)) return undefined;
           const m = byPort.get(port);
           if (!m?.alive()) return undefined;
           const info = await withNode(port, async (r) => String(await r.call('INFO', 'replication')));

@@ -1,4 +1,5 @@
 // The connection factory, one per mode: one node, Redis Cluster, Redis Sentinel; all fail fast, all masters only.
+import type { ConnectionOptions } from 'node:tls';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { redactUrl, type RedisAddress } from './address.js';
 import { replyCode } from './errors.js';
@@ -14,8 +15,8 @@ export interface ConnectOptions {
   /** ACL user and password of the data nodes (every mode). */
   username?: string;
   password?: string;
-  /** TLS to the data nodes (and to the sentinels in sentinel mode). */
-  tls: boolean;
+  /** TLS to the data nodes (and to the sentinels in sentinel mode); options for a private CA or a client certificate. */
+  tls: boolean | ConnectionOptions;
   commandTimeoutMs: number;
   connectTimeoutMs: number;
 }
@@ -53,6 +54,11 @@ export interface RedisConnection {
  */
 const retry = (times: number) => Math.min(50 * times, 200);
 
+/** node:tls options when TLS is on, else undefined. */
+function tlsOf(o: ConnectOptions): ConnectionOptions | undefined {
+  return o.tls === false ? undefined : o.tls === true ? {} : o.tls;
+}
+
 function common(o: ConnectOptions): RedisOptions {
   return {
     // Fail fast: nothing is queued while disconnected, every command is bounded, nothing is retried
@@ -78,7 +84,8 @@ export function connect(target: RedisTarget, o: ConnectOptions): RedisConnection
 
 function single(url: string, o: ConnectOptions): RedisConnection {
   // A rediss:// URL turns TLS on by itself (ioredis); `tls: true` does it for a redis:// URL.
-  const client = new Redis(url, { ...common(o), retryStrategy: retry, ...(o.tls ? { tls: {} } : {}) });
+  const tls = tlsOf(o);
+  const client = new Redis(url, { ...common(o), retryStrategy: retry, ...(tls ? { tls } : {}) });
   return {
     mode: 'single',
     client,
@@ -90,6 +97,7 @@ function single(url: string, o: ConnectOptions): RedisConnection {
 }
 
 function sentinel(t: Extract<RedisTarget, { mode: 'sentinel' }>, o: ConnectOptions): RedisConnection {
+  const tls = tlsOf(o);
   const client = new Redis({
     ...common(o),
     sentinels: t.sentinels.map(({ host, port }) => ({ host, port })),
@@ -111,7 +119,7 @@ function sentinel(t: Extract<RedisTarget, { mode: 'sentinel' }>, o: ConnectOptio
     reconnectOnError: (err) => replyCode(err) === 'READONLY',
     ...(t.username !== undefined ? { sentinelUsername: t.username } : {}),
     ...(t.password !== undefined ? { sentinelPassword: t.password } : {}),
-    ...(o.tls ? { tls: {}, enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
+    ...(tls ? { tls, enableTLSForSentinelMode: true, sentinelTLS: tls } : {}),
   });
   return {
     mode: 'sentinel',
@@ -131,6 +139,7 @@ function sentinel(t: Extract<RedisTarget, { mode: 'sentinel' }>, o: ConnectOptio
 }
 
 function cluster(nodes: readonly RedisAddress[], o: ConnectOptions): RedisConnection {
+  const tls = tlsOf(o);
   const options: ClusterOptions = {
     // Top level: no offline queue (ioredis' nodes keep theirs, needed while a node connects lazily).
     enableOfflineQueue: false,
@@ -150,9 +159,9 @@ function cluster(nodes: readonly RedisAddress[], o: ConnectOptions): RedisConnec
     retryDelayOnClusterDown: 0,
     retryDelayOnTryAgain: 20,
     clusterRetryStrategy: (times) => Math.min(100 * times, 1000),
-    redisOptions: { ...common(o), ...(o.tls ? { tls: {} } : {}) },
+    redisOptions: { ...common(o), ...(tls ? { tls } : {}) },
     // With TLS the node certificates name hosts, not the IPs a lookup would give (managed clusters).
-    ...(o.tls ? { dnsLookup: (address: string, callback: (err: Error | null, address: string) => void) => callback(null, address) } : {}),
+    ...(tls ? { dnsLookup: (address: string, callback: (err: Error | null, address: string) => void) => callback(null, address) } : {}),
   };
   const client = new Cluster(
     nodes.map(({ host, port }) => ({ host, port })),
