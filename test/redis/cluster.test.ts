@@ -17,6 +17,7 @@ import {
   adminPut,
   bearer,
   CI_SLACK_MS,
+  COMMAND_TIMEOUT_MS,
   counterSum,
   describeFailover,
   exactLimitAcrossGates,
@@ -259,7 +260,7 @@ describe('cluster: slots moving and masters dying under load', () => {
     const [victimPort, victimIds] = [...byMaster.entries()][0]!;
     const victim = cluster.nodes.find((n) => n.port === victimPort)!;
     const [replica] = await cluster.replicasOf(victim);
-    const [g] = await startGates(mode, 1, gateYaml(prefix, { conflictOnError: 'deny' }));
+    const [g] = await startGates(mode, 1, gateYaml(prefix, { conflictOnError: 'deny', commandTimeoutMs: COMMAND_TIMEOUT_MS }));
     // What /readyz says meanwhile.
     const readiness: { status: number; body: { reason?: string } }[] = [];
     let polling = true;

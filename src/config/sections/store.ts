@@ -35,8 +35,8 @@ export const storeSchema = z
     tls: z.boolean().default(false),
     keyPrefix: z
       .string()
-      // Keys are `<keyPrefix>ver:{<resource>}`: a brace in the prefix would become the hash tag,
-      // and a resource's version and lease could land on two slots.
+      // Keys put the resource key in braces, a Redis Cluster hash tag (store/keys.ts): a brace in the
+      // prefix would become the hash tag instead, and a resource's version and lease could land on two slots.
       .refine((p) => !/[{}]/.test(p), { message: 'must not contain "{" or "}" (they would become the Redis Cluster hash tag of every key)' })
       .default('cg:'),
     /** Upper bound on one Redis command; past it the gate applies its fail mode. */

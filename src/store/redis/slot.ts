@@ -13,7 +13,7 @@ const TABLE = (() => {
 /**
  * The slot Redis Cluster serves `key` from (the Redis Cluster specification, "Keys hash tags"):
  * when the key has a `{…}` with at least one character between the first `{` and the next `}`,
- * only that part is hashed, so `cg:ver:{orders:42}` and `cg:claim:{orders:42}` share a slot.
+ * only that part is hashed, so `a:{orders:42}` and `b:{orders:42}` share a slot.
  */
 export function slotOf(key: string): number {
   const open = key.indexOf('{');
