@@ -116,8 +116,9 @@ export class RedisStore implements VersionStore {
 
     let contact: () => void = () => undefined;
     this.firstContact = new Promise<void>((r) => (contact = r));
-    conn.client.on('error', (err: Error) => {
-      opts.onConnectionError?.(err.message);
+    conn.client.on('error', (err: Error & { lastNodeError?: Error }) => {
+      // A cluster that could not load its slot map says why only in the last node's error (WRONGPASS, refused…).
+      opts.onConnectionError?.(err.lastNodeError ? `${err.message} (${err.lastNodeError.message})` : err.message);
       contact();
     });
     conn.client.on('end', () => contact());

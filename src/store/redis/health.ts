@@ -6,6 +6,8 @@ const PROBE_EVERY_MS = 1000;
 const PROBE_DOWN_EVERY_MS = 200;
 /** A master that has answered nothing for this long is down even if no call has failed (two missed probes and a margin). */
 const STALE_MS = 2500;
+/** What a probe that got no answer in time rejects with. */
+const PROBE_TIMEOUT = new Error('probe timed out');
 /** A clock sample whose round trip took longer than this is too imprecise to keep. */
 const CLOCK_SAMPLE_MAX_RTT_MS = 50;
 
@@ -129,7 +131,7 @@ export class Health {
     const sent = Date.now();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('probe timed out')), this.probeTimeoutMs);
+      timer = setTimeout(() => reject(PROBE_TIMEOUT), this.probeTimeoutMs);
     });
     const checks = this.conn.stillMaster ? Promise.all([target.time(), this.conn.stillMaster()]) : target.time().then((t) => [t, true] as const);
     s.probing = Promise.race([checks, deadline]).then(
@@ -146,7 +148,7 @@ export class Health {
         return true;
       },
       (err: unknown) => {
-        this.markDown(node, err instanceof Error && err.message === 'probe timed out' ? 'not answering (health probe timed out)' : 'not reachable');
+        this.markDown(node, err === PROBE_TIMEOUT ? 'not answering (health probe timed out)' : 'not reachable');
         return false;
       },
     ).finally(() => {
