@@ -245,7 +245,9 @@ export class RedisStore implements VersionStore {
 
   async release(key: string, token: string): Promise<void> {
     const claim = this.keys.claim(key);
-    await this.run(claim, true, () => this.batcher.run(claim, (c) => c.cgRelease(claim, token)));
+    // Sent at once, not batched: the gate releases without waiting (a refused write), and the
+    // lease should be gone before the next request on the resource, which may follow its answer.
+    await this.run(claim, true, () => this.direct(() => (this.connection.client as unknown as Commands).cgRelease(claim, token)));
   }
 
   async endClaim(key: string): Promise<void> {
