@@ -45,9 +45,29 @@ const gate = await startGateProcess({ configFile, cpu: '0', logLevel: 'warn' });
 try {
   for (let i = 0; i < 100 && (await fetch(`http://127.0.0.1:${gate.port}/readyz`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
   console.log(`stalled Redis under load — ${GATE_BIN}; ${CONNECTIONS} connections, ${PHASE} s per phase, commandTimeout 250 ms`);
+  // Beside the load, one client asking in sequence: how long into the stall do its requests still
+  // pay the command timeout (≥ 200 ms), and how many do.
   const phase = async (name: string) => {
+    const t0 = Date.now();
+    let stop = false;
+    const seen: { at: number; ms: number }[] = [];
+    const probe = (async () => {
+      const headers = { ...requestsFor(0)[1]!.headers } as Record<string, string>;
+      while (!stop) {
+        const s = Date.now();
+        await (await fetch(`http://127.0.0.1:${gate.port}/auth`, { headers })).arrayBuffer();
+        seen.push({ at: s - t0, ms: Date.now() - s });
+      }
+    })();
     const r = await drive({ url: `http://127.0.0.1:${gate.port}`, connections: CONNECTIONS, durationS: PHASE, warmupS: 0, requestsFor, serverPid: gate.pid });
-    console.log(`${name.padEnd(16)} ${String(r.rps).padStart(6)} req/s  p50 ${r.p50.toFixed(2)} ms  p90 ${r.p90.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  max ${r.max.toFixed(0)} ms  statuses ${JSON.stringify(r.statuses)}`);
+    stop = true;
+    await probe;
+    const slow = seen.filter((x) => x.ms >= 200);
+    const taxedFor = slow.length ? Math.max(...slow.map((x) => x.at + x.ms)) : 0;
+    console.log(
+      `${name.padEnd(16)} ${String(r.rps).padStart(6)} req/s  p50 ${r.p50.toFixed(2)} ms  p90 ${r.p90.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  max ${r.max.toFixed(0)} ms  ` +
+        `| sequential client: ${slow.length} of ${seen.length} requests ≥ 200 ms, the last ending ${taxedFor} ms into the phase  statuses ${JSON.stringify(r.statuses)}`,
+    );
   };
   await drive({ url: `http://127.0.0.1:${gate.port}`, connections: CONNECTIONS, durationS: 2, warmupS: 0, requestsFor, serverPid: gate.pid });
   await phase('redis answering');
