@@ -30,7 +30,7 @@ conflict:
 
 async function gateFor(env: Record<string, string>, prefix: string) {
   const g = await startGate({ yaml: yaml(prefix), files: { 'jwks.json': JSON.stringify(jwks(key)) }, env: { ...env, GATE_ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'warn' } });
-  for (let i = 0; i < 200 && (await fetch(`${g.url}/readyz`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 200 && (await fetch(`${g.url}/readyz?strict=1`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
   return g;
 }
 

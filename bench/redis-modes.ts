@@ -154,7 +154,7 @@ try {
       const gate = await startGateProcess({ configFile, cpu: SERVER_CPU, logLevel: 'warn', env: t.env });
       try {
         for (let i = 0; i < 100; i++) {
-          if ((await fetch(`http://127.0.0.1:${gate.port}/readyz`)).status === 200) break;
+          if ((await fetch(`http://127.0.0.1:${gate.port}/readyz?strict=1`)).status === 200) break;
           await new Promise((r) => setTimeout(r, 50));
         }
         const r = await drive({ url: `http://127.0.0.1:${gate.port}`, connections: CONNECTIONS, durationS: DURATION, warmupS: WARMUP, requestsFor, serverPid: gate.pid });

@@ -43,7 +43,7 @@ const requestsFor = (conn: number): AcRequest[] =>
 
 const gate = await startGateProcess({ configFile, cpu: '0', logLevel: 'warn' });
 try {
-  for (let i = 0; i < 100 && (await fetch(`http://127.0.0.1:${gate.port}/readyz`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 100 && (await fetch(`http://127.0.0.1:${gate.port}/readyz?strict=1`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
   console.log(`stalled Redis under load — ${GATE_BIN}; ${CONNECTIONS} connections, ${PHASE} s per phase, commandTimeout 250 ms`);
   // Beside the load, one client asking in sequence: how long into the stall do its requests still
   // pay the command timeout (≥ 200 ms), and how many do.

@@ -68,7 +68,7 @@ export async function startGates(mode: Mode, n: number, yaml: string): Promise<R
 export async function waitReady(g: RunningGate, timeoutMs = 15_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
-    if ((await fetch(`${g.url}/readyz`)).status === 200) return;
+    if ((await fetch(`${g.url}/readyz?strict=1`)).status === 200) return;
     await sleep(50);
   }
   throw new Error(`gate never became ready:\n${g.output()}`);

@@ -90,7 +90,7 @@ conflict:
       // A private CA, as an operator would give it to Node.
       env: { REDIS_PASSWORD: GATE_PASSWORD, GATE_ADMIN_TOKEN: ADMIN, NODE_EXTRA_CA_CERTS: tls.ca, LOG_LEVEL: 'warn' },
     });
-    for (let i = 0; i < 200 && (await fetch(`${g.url}/readyz`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 200 && (await fetch(`${g.url}/readyz?strict=1`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
   });
   afterAll(() => g.stop());
 

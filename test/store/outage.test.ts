@@ -141,7 +141,7 @@ conflict:
       env: { GATE_ADMIN_TOKEN: ADMIN },
     });
     (g as RunningGate & { token: string }).token = await sign(key, { sub: 'stalled' });
-    await until('ready', async () => (await fetch(`${g.url}/readyz`)).status === 200);
+    await until('ready', async () => (await fetch(`${g.url}/readyz?strict=1`)).status === 200);
   });
   afterAll(async () => {
     redis.resume();
@@ -164,9 +164,13 @@ conflict:
     expect(answers.map((a) => a.status)).toEqual(Array(20).fill(200));
     // ...and at most the first one paid the command timeout: the rest were answered at once.
     expect(answers.filter((a) => a.ms >= 200).length).toBeLessThanOrEqual(1);
-    expect((await fetch(`${g.url}/readyz`)).status).toBe(503);
+    // The fail modes are fail-open here: /readyz says degraded, strict says the store does not answer, and why.
+    const degraded = await fetch(`${g.url}/readyz`);
+    expect(degraded.status).toBe(200);
+    expect(await degraded.json()).toMatchObject({ status: 'degraded', reason: expect.stringMatching(/^the store does not answer \(not answering \(.*timed out\)\); every onStoreError fails open$/) });
+    expect((await fetch(`${g.url}/readyz?strict=1`)).status).toBe(503);
     redis.resume();
-    await until('ready again', async () => (await fetch(`${g.url}/readyz`)).status === 200, 5000);
+    await until('ready again', async () => (await fetch(`${g.url}/readyz?strict=1`)).status === 200, 5000);
     // The claim sent while Redis was stopped ran after its deadline and took nothing: no 409 for 30 s.
     const after = await forward(g.url, 'PUT', '/api/orders/9', { ...auth, 'If-Match': '"3"' });
     expect(after.status).toBe(200);
