@@ -180,6 +180,40 @@ export function runStoreContract(name: string, make: () => Promise<StoreHarness>
       expect(await store.getVersion(k)).toBeNull();
     });
 
+    test('Idempotency-Key: the first request records; the next sees its record; end, then forget', async () => {
+      const { store } = await make();
+      const scope = `idem-${key()}`;
+      expect(await store.beginIdempotent(scope, 'fp-1', 't1', 5000, 60_000)).toEqual({ kind: 'recorded' });
+      const again = await store.beginIdempotent(scope, 'fp-2', 't2', 5000, 60_000);
+      expect(again).toMatchObject({ kind: 'exists', record: { fingerprint: 'fp-1', token: 't1', ended: false } });
+      if (again.kind === 'exists') expect(again.record.inFlightMs).toBeGreaterThan(3000);
+      expect(await store.peekIdempotent(scope)).toMatchObject({ fingerprint: 'fp-1', ended: false });
+      expect(await store.endIdempotent(scope)).toBe('ended');
+      expect(await store.endIdempotent(scope)).toBe('already_ended');
+      expect(await store.peekIdempotent(scope)).toMatchObject({ fingerprint: 'fp-1', ended: true, inFlightMs: 0 });
+      expect(await store.endIdempotent(scope, true)).toBe('already_ended');
+      expect(await store.peekIdempotent(scope)).toBeNull();
+      expect(await store.endIdempotent(`idem-${key()}`)).toBe('missing');
+    });
+
+    test('Idempotency-Key: a record whose in-flight time ran out is re-armed by its holder only; abandon gives it back', async () => {
+      const { store, advance } = await make();
+      const scope = `idem-${key()}`;
+      await store.beginIdempotent(scope, 'fp', 't1', 100, 60_000);
+      expect(await store.rearmIdempotent(scope, 't1', 't2', 5000)).toBe(false); // still in flight
+      await advance(250);
+      expect(await store.rearmIdempotent(scope, 'other', 't3', 5000)).toBe(false);
+      expect(await store.rearmIdempotent(scope, 't1', 't2', 5000)).toBe(true);
+      expect(await store.rearmIdempotent(scope, 't1', 't4', 5000)).toBe(false); // t2 holds it now
+      expect(await store.peekIdempotent(scope)).toMatchObject({ token: 't2', ended: false });
+      await store.abandonIdempotent(scope, 'not-the-holder');
+      expect(await store.peekIdempotent(scope)).toMatchObject({ token: 't2' });
+      await store.abandonIdempotent(scope, 't2', true); // kept, out of flight
+      expect(await store.peekIdempotent(scope)).toMatchObject({ token: 't2', ended: false, inFlightMs: 0 });
+      await store.abandonIdempotent(scope, 't2');
+      expect(await store.peekIdempotent(scope)).toBeNull();
+    });
+
     test('ping answers', async () => {
       const { store } = await make();
       expect(await store.ping()).toBe(true);
