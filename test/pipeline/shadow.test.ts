@@ -45,12 +45,12 @@ async function metric(g: RunningGate, gateName: string, code: string): Promise<n
   return m ? Number(m[1]) : 0;
 }
 
-/** Log lines are flushed every 250 ms. */
-async function logLines(g: RunningGate, match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>[]> {
+/** Log lines are flushed every 250 ms: waits (bounded) until `count` of them are out. */
+async function logLines(g: RunningGate, match: (l: Record<string, unknown>) => boolean, count = 1): Promise<Record<string, unknown>[]> {
   let found: Record<string, unknown>[] = [];
   for (let i = 0; i < 40; i++) {
     found = g.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).filter(match);
-    if (found.length > 0) return found;
+    if (found.length >= count) return found;
     await new Promise((r) => setTimeout(r, 50));
   }
   return found;
@@ -88,7 +88,7 @@ rateLimit:
     expect(await raw.get(`${prefix}rl:watch:c:sam`)).toBe(await raw.get(`${prefix}rl:twin:c:sam`));
     expect(await raw.pttl(`${prefix}rl:watch:c:sam`)).toBeGreaterThan(50_000);
     expect(await metric(g, 'ratelimit', 'rate_limited')).toBe(2);
-    const lines = await logLines(g, (l) => l.shadow === true && l.code === 'rate_limited');
+    const lines = await logLines(g, (l) => l.shadow === true && l.code === 'rate_limited', 2);
     expect(lines.length).toBe(2);
     expect(lines[0]).toMatchObject({ gate: 'ratelimit', code: 'rate_limited', shadow: true });
   });
