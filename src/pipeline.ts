@@ -56,7 +56,9 @@ export async function runPipeline(facts: RequestFacts, gates: Gates, mode: RunMo
     return null;
   };
 
-  const auth = await gates.auth.check(facts);
+  // A gate that can answer synchronously (a cached token, a read) is not awaited: no microtask.
+  const pendingAuth = gates.auth.check(facts);
+  const auth = pendingAuth instanceof Promise ? await pendingAuth : pendingAuth;
   const caller = auth.caller;
   let denied = fold(auth.step);
   if (denied) return { decision: denied, steps, shadowed, caller };
@@ -65,7 +67,8 @@ export async function runPipeline(facts: RequestFacts, gates: Gates, mode: RunMo
   denied = fold(limited.step);
   if (denied) return { decision: denied, steps, shadowed, caller };
 
-  const conflict = await gates.conflict.check(facts, mode, { caller, body: opts.body });
+  const pendingConflict = gates.conflict.check(facts, mode, { caller, body: opts.body });
+  const conflict = pendingConflict instanceof Promise ? await pendingConflict : pendingConflict;
   if (conflict.refund && limited.taken && gates.conflict.refundsRateLimit) await gates.rateLimit.refund(limited.taken);
   for (const step of conflict.steps) {
     denied = fold(step);
@@ -74,7 +77,7 @@ export async function runPipeline(facts: RequestFacts, gates: Gates, mode: RunMo
 
   headers[H.resourceKey] ??= '';
   headers[H.resourceVersion] ??= '';
-  headers[H.shadow] = shadowed.map(shadowLabel).join(', ');
+  headers[H.shadow] = shadowed.length === 0 ? '' : shadowed.map(shadowLabel).join(', ');
   headers[H.idempotencyKey] ??= '';
   return { decision: { kind: 'allow', headers }, steps, shadowed, caller };
 }

@@ -1,16 +1,20 @@
 // Composition root: compiled config → store → gates → apps → listeners; SIGTERM drains and exits.
-import { serve, type ServerType } from '@hono/node-server';
+import { getRequestListener } from '@hono/node-server';
 import type { Hono } from 'hono';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+
+type ServerType = Server;
 import type { Compiled } from './config/compile.js';
 import type { ConfigIssue, ReadResult } from './config/read.js';
 import type { ForwardedOptions } from './core/forwarded.js';
+import { memoNormalizer } from './core/paths.js';
 import { AuthGate } from './gates/auth/gate.js';
 import { TokenVerifier } from './gates/auth/verify.js';
 import { ConflictGate } from './gates/conflict/gate.js';
 import { RateLimitGate } from './gates/ratelimit/limiter.js';
 import { createAdminApp } from './http/admin-app.js';
-import { createGateApp, type GateAppDeps } from './http/gate-app.js';
+import { createGateListener, type GateAppDeps } from './http/gate-app.js';
 import { failClosedModes, readinessOf, type ReadinessReport } from './http/health.js';
 import { createMetricsApp } from './http/metrics-app.js';
 import { ReplayCache } from './http/replay.js';
@@ -173,7 +177,7 @@ export function createDeps(compiled: Compiled, opts: { log: Logger; store?: Vers
 /** How the original request is read from a proxy's headers, per the config. */
 export function forwardedOptions(compiled: Compiled): ForwardedOptions {
   const s = compiled.server;
-  return { classifyIp: s.classifyIp, paths: s.paths, methodOverride: s.methodOverride };
+  return { classifyIp: s.classifyIp, paths: s.paths, normalize: memoNormalizer(s.paths), methodOverride: s.methodOverride };
 }
 
 export interface AppOptions {
@@ -184,7 +188,7 @@ export interface AppOptions {
 }
 
 export function createApps(deps: Deps, opts: AppOptions) {
-  const gate = createGateApp({
+  const { app: gate, listener: gateListener } = createGateListener({
     current: () => deps.generation,
     // The console's activity is noted in the same record() call that counts /metrics.
     recorder: recordActivity(new DecisionRecorder(deps.metrics, deps.log, { allowSample: () => deps.compiled.server.logAllows }), activityOf(deps.metrics, deps.now)),
@@ -193,7 +197,7 @@ export function createApps(deps: Deps, opts: AppOptions) {
     extra: opts.extra,
   });
   const admin = createAdminApp({ store: deps.store, metrics: deps.metrics, log: deps.log, adminToken: opts.adminToken, ready: deps.ready, current: () => deps.generation, reload: opts.reload });
-  return { gate, admin };
+  return { gate, gateListener, admin };
 }
 
 function rateLimitedWarn(log: Logger, msg: string, everyMs: number) {
@@ -239,19 +243,19 @@ export async function withIpv4Fallback<T>(listenAt: (host: string) => Promise<T>
 }
 
 /** A listener that could not start says which one it was (`cannot listen on [::]:9090 (the admin listener, ADMIN_PORT)`). */
-function listen(app: Hono<any>, port: number, host: string, firstByteMs: number, dualStack: boolean, listener: string): Promise<ServerType> {
-  return withIpv4Fallback((h) => listenOn(app, port, h, firstByteMs), host, dualStack).catch((err: unknown) => {
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+function listen(handler: Handler, port: number, host: string, firstByteMs: number, dualStack: boolean, listener: string): Promise<ServerType> {
+  return withIpv4Fallback((h) => listenOn(handler, port, h, firstByteMs), host, dualStack).catch((err: unknown) => {
     if (err && typeof err === 'object') (err as { listener?: string }).listener = listener;
     throw err;
   });
 }
 
-function listenOn(app: Hono<any>, port: number, host: string, firstByteMs: number): Promise<ServerType> {
+function listenOn(handler: Handler, port: number, host: string, firstByteMs: number): Promise<ServerType> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, port, hostname: host }, () => resolve(server));
-    const http = server as unknown as { keepAliveTimeout: number; headersTimeout: number };
-    http.keepAliveTimeout = KEEP_ALIVE_MS;
-    http.headersTimeout = HEADERS_TIMEOUT_MS;
+    const server = createServer({ keepAliveTimeout: KEEP_ALIVE_MS, headersTimeout: HEADERS_TIMEOUT_MS }, handler);
+    server.listen(port, host, () => resolve(server));
     // A connection that sends nothing at all is closed after server.idleTimeout: held open, such
     // connections would starve new ones of file descriptors (Node's own timeouts start at the first byte).
     server.on('connection', (socket: Socket) => {
@@ -267,15 +271,16 @@ function listenOn(app: Hono<any>, port: number, host: string, firstByteMs: numbe
 
 /** Starts both listeners. Redis down at boot is not fatal: /readyz says 503 until it answers. */
 export async function startServer(deps: Deps, opts: AppOptions): Promise<RunningServer> {
-  const { gate, admin } = createApps(deps, opts);
+  const { gateListener, admin } = createApps(deps, opts);
+  const honoHandler = (app: Hono<any>): Handler => getRequestListener(app.fetch) as Handler;
   const { port, adminPort, metricsPort, host, dualStack, idleTimeoutMs } = deps.compiled.server;
   deps.verifier.start();
   const servers: ServerType[] = [];
   try {
-    servers.push(await listen(gate, port, host, idleTimeoutMs, dualStack, 'the main listener, PORT'));
-    servers.push(await listen(admin, adminPort, host, idleTimeoutMs, dualStack, 'the admin listener, ADMIN_PORT'));
+    servers.push(await listen(gateListener, port, host, idleTimeoutMs, dualStack, 'the main listener, PORT'));
+    servers.push(await listen(honoHandler(admin), adminPort, host, idleTimeoutMs, dualStack, 'the admin listener, ADMIN_PORT'));
     // /metrics on its own port: a NetworkPolicy can open it to Prometheus without the versions API.
-    if (metricsPort !== undefined) servers.push(await listen(createMetricsApp(deps.metrics), metricsPort, host, idleTimeoutMs, dualStack, 'the metrics listener, server.metricsPort'));
+    if (metricsPort !== undefined) servers.push(await listen(honoHandler(createMetricsApp(deps.metrics)), metricsPort, host, idleTimeoutMs, dualStack, 'the metrics listener, server.metricsPort'));
   } catch (err) {
     for (const s of servers) s.close();
     throw err;

@@ -1,7 +1,7 @@
 // Reads the original request from a forward-auth call's headers (X-Forwarded-*, nginx's X-Original-*). Pure.
 import { deny, type Deny } from './decision.js';
 import { METHOD_OVERRIDE_HEADERS, R, SINGLE_VALUED } from './http.js';
-import { normalizePath, type PathSemantics, type Segments } from './paths.js';
+import { normalizePath, type NormalizeResult, type PathSemantics, type Segments } from './paths.js';
 
 /** The client request as the proxy saw it: all the gates know of it. */
 export interface RequestFacts {
@@ -42,6 +42,8 @@ export type IpClassifier = (raw: string) => { ip: string; trusted: boolean } | n
 export interface ForwardedOptions {
   classifyIp: IpClassifier;
   paths: PathSemantics;
+  /** normalizePath for `paths`, usually memoised (paths.ts#memoNormalizer); normalizePath itself when absent. */
+  normalize?: (target: string) => NormalizeResult;
   /** `reject`: a method-override header naming another method is a 400 (see readForwarded). */
   methodOverride: 'reject' | 'ignore';
 }
@@ -73,7 +75,7 @@ export function readForwarded(h: HeaderSource, peerIp: string, opts: ForwardedOp
   }
   const uri = h.get(R.forwardedUri) ?? h.get(R.originalUri);
   if (uri === undefined || uri === '') return deny('forward', 'bad_forward_request', 'X-Forwarded-Uri (or X-Original-URI) is missing');
-  const norm = normalizePath(uri, opts.paths);
+  const norm = opts.normalize ? opts.normalize(uri) : normalizePath(uri, opts.paths);
   if (!norm.ok) return deny('forward', 'bad_forward_request', norm.reason);
 
   let clientIp = peerIp;

@@ -38,3 +38,41 @@ export function ipBucket(ip: string, v6Prefix: number): string {
   });
   return `${kept.map((g) => g.toString(16)).join(':')}/${v6Prefix}`;
 }
+
+/** A dotted-quad IPv4 address as an unsigned 32-bit number, or null (leading zeros refused, as `net.isIPv4` does). */
+export function ipv4Number(s: string): number | null {
+  let n = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return null;
+      n = n * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && part === 0) return null; // a leading zero
+      part = part * 10 + (c - 48);
+      if (++digits > 3 || part > 255) return null;
+    } else {
+      return null;
+    }
+  }
+  if (dots !== 3 || digits === 0) return null;
+  return n * 256 + part;
+}
+
+/** IPv4 CIDRs as (network, mask) pairs, matched with two integer operations each. */
+export function ipv4Ranges(cidrs: readonly { ip: string; prefix: number }[]): (ip: number) => boolean {
+  const ranges = cidrs.map(({ ip, prefix }) => {
+    const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+    return [(ipv4Number(ip)! & mask) >>> 0, mask] as const;
+  });
+  return (ip) => {
+    for (const [net, mask] of ranges) if (((ip & mask) >>> 0) === net) return true;
+    return false;
+  };
+}

@@ -92,6 +92,32 @@ export function normalizePath(target: string, semantics: PathSemantics = DEFAULT
   return { ok: true, path: '/' + out.join('/'), segments: out, lower };
 }
 
+/** How many normalised paths a normaliser remembers before it starts again. */
+const MEMO_MAX = 8192;
+
+/**
+ * normalizePath with a bounded memory of the paths it has seen (the query string is not part of
+ * the key: it never changes the path). Traffic hits a small set of paths again and again; a
+ * result is a frozen value, so sharing it between requests is safe.
+ */
+export function memoNormalizer(semantics: PathSemantics = DEFAULT_PATH_SEMANTICS): (target: string) => NormalizeResult {
+  const memo = new Map<string, NormalizeResult>();
+  return (target) => {
+    const q = target.indexOf('?');
+    const key = q === -1 ? target : target.slice(0, q);
+    const hit = memo.get(key);
+    if (hit !== undefined) return hit;
+    const r = normalizePath(key, semantics);
+    if (memo.size >= MEMO_MAX) memo.clear();
+    if (r.ok) {
+      Object.freeze(r.segments);
+      Object.freeze(r.lower);
+    }
+    memo.set(key, Object.freeze(r));
+    return r;
+  };
+}
+
 /** A compiled pattern: the `:name` captures (in the case they were sent) on a match, else null. */
 export type PathMatcher = (segments: Segments, lower: Segments) => Record<string, string> | null;
 

@@ -210,9 +210,28 @@ export class Metrics {
     child.inc();
   }
 
+  /** The child of a two-label counter, found without building a key (the per-request counters). */
+  private child2(cache: Map<string, Map<string, Counter.Internal>>, counter: Counter<string>, a: string, b: string): Counter.Internal {
+    let byB = cache.get(a);
+    if (!byB) cache.set(a, (byB = new Map()));
+    let child = byB.get(b);
+    if (!child) byB.set(b, (child = counter.labels(a, b)));
+    return child;
+  }
+  private readonly denyChildren = new Map<string, Map<string, Counter.Internal>>();
+  private readonly rateLimitChildren = new Map<string, Map<string, Counter.Internal>>();
+  private allowChild: Counter.Internal | undefined;
+
   /** One answered /auth request: an allow (gate and code empty), or the denial that answered it. */
   decision(outcome: 'allow' | 'deny', gate = '', code = ''): void {
-    this.inc(this.decisions, outcome, gate, code);
+    if (outcome === 'allow') (this.allowChild ??= this.decisions.labels('allow', '', '')).inc();
+    else {
+      let byCode = this.denyChildren.get(gate);
+      if (!byCode) this.denyChildren.set(gate, (byCode = new Map()));
+      let child = byCode.get(code);
+      if (!child) byCode.set(code, (child = this.decisions.labels('deny', gate, code)));
+      child.inc();
+    }
   }
 
   shadowDenial(gate: string, code: string): void {
@@ -225,7 +244,7 @@ export class Metrics {
 
   /** How a request a rate-limit rule applied to ended (once per request, never for explain). */
   rateLimitDecision(rule: string, outcome: RateLimitOutcome): void {
-    this.inc(this.rateLimit, rule, outcome);
+    this.child2(this.rateLimitChildren, this.rateLimit, rule, outcome).inc();
   }
 
   insuranceUsed(rule: string): void {

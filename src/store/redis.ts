@@ -111,7 +111,7 @@ export class RedisStore implements VersionStore {
       answered: (node, at) => this.health_.answered(node, at),
       timedOut: (node, sentAt) => this.health_.timedOut(node, sentAt),
     });
-    this.rlf = rlfClient(conn.client, this.batcher);
+    this.rlf = rlfClient(conn.client, this.batcher, opts.commandTimeoutMs);
     this.idem = new IdempotencyOps((key, args) => this.run(key, true, () => this.batcher.run(key, (c) => sendIdempotency(c, key, args))), this.keys);
 
     let contact: () => void = () => undefined;

@@ -96,8 +96,21 @@ describe('sentinel: a planned failover (SENTINEL FAILOVER): the old master stays
     try {
       await store.publish('p', '1');
       const old = await own.master();
+      // Replication is asynchronous: wait until the replica has the write, or the promoted one may not.
+      const m = new Redis({ host: '127.0.0.1', port: old.port });
+      await m.call('WAIT', '1', '5000');
+      m.disconnect();
+      // A sentinel that has only just learnt the replica's state answers NOGOODSLAVE for a moment.
       const s = new Redis({ host: '127.0.0.1', port: own.sentinels[0]!.port });
-      await s.call('SENTINEL', 'FAILOVER', own.name);
+      for (let i = 0; ; i++) {
+        try {
+          await s.call('SENTINEL', 'FAILOVER', own.name);
+          break;
+        } catch (err) {
+          if (i >= 50 || !String(err).includes('NOGOODSLAVE')) throw err;
+          await sleep(200);
+        }
+      }
       s.disconnect();
       // The switch: the sentinels name another master (+switch-master). The old one is told to
       // replicate it later (the sentinels' next INFO round, up to 10 s); meanwhile it still says master.

@@ -39,7 +39,7 @@ describe('rate-limiter-flexible through the store facade (src/store/redis/rlf-cl
     await new Promise<void>((r) => (conn.ready() ? r() : conn.client.once('ready', () => r())));
     const touched = new Set<string>();
     const calls: unknown[][] = [];
-    const facade = recording(rlfClient(conn.client, batcher), touched, calls);
+    const facade = recording(rlfClient(conn.client, batcher, 1000), touched, calls);
     const rlf = new RateLimiterRedis({ storeClient: facade, keyPrefix: `${prefix}rl:writes`, points: 2, duration: 60, rejectIfRedisNotReady: true });
     const key = `${prefix}rl:writes:c:alice`;
     expect(await rlf.consume('c:alice', 1)).toMatchObject({ consumedPoints: 1, remainingPoints: 1 });
@@ -69,7 +69,7 @@ describe('rate-limiter-flexible through the store facade (src/store/redis/rlf-cl
 
   test('a client that is not ready is refused without a call (rejectIfRedisNotReady reads status)', async () => {
     const calls: unknown[][] = [];
-    const facade = recording({ ...rlfClient(conn.client, batcher), status: 'reconnecting' }, new Set(), calls);
+    const facade = recording({ ...rlfClient(conn.client, batcher, 1000), status: 'reconnecting' }, new Set(), calls);
     const rlf = new RateLimiterRedis({ storeClient: facade, keyPrefix: `${prefix}p`, points: 3, duration: 60, rejectIfRedisNotReady: true });
     await expect(rlf.consume('k', 1)).rejects.toThrow();
     expect(calls.filter((c) => c[0] === 'rlflxIncr')).toEqual([]);

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { durationMs } from '../../core/durations.js';
 import type { IpClassifier } from '../../core/forwarded.js';
 import type { PathSemantics } from '../../core/paths.js';
+import { ipv4Number, ipv4Ranges } from '../../core/ip.js';
 import { cidr, duration, parseCidr, positiveDuration } from '../primitives.js';
 
 export const DEFAULT_TRUSTED_PROXIES = [
@@ -69,9 +70,11 @@ export interface CompiledServer {
 
 export function compileServer(s: ServerConfig): CompiledServer {
   const blocks = new BlockList();
+  const v4: { ip: string; prefix: number }[] = [];
   for (const c of s.trustedProxies) {
     const parsed = parseCidr(c)!;
     blocks.addSubnet(parsed.ip, parsed.prefix, parsed.family);
+    if (parsed.family === 'ipv4') v4.push(parsed);
   }
   return {
     port: s.port,
@@ -80,7 +83,7 @@ export function compileServer(s: ServerConfig): CompiledServer {
     host: s.host ?? DEFAULT_HOST,
     dualStack: s.host === undefined,
     logAllows: s.logAllows,
-    classifyIp: ipClassifier(blocks),
+    classifyIp: ipClassifier(blocks, ipv4Ranges(v4)),
     replayTtlMs: durationMs(s.replayTtl),
     idleTimeoutMs: durationMs(s.idleTimeout),
     watchConfig: s.watchConfig,
@@ -103,9 +106,17 @@ export function normalizeIp(raw: string): string | null {
   return isIP(s) === 0 ? null : s;
 }
 
-function ipClassifier(blocks: BlockList): IpClassifier {
+/**
+ * Every /auth call classifies its peer and each X-Forwarded-For hop. A plain IPv4 address (the
+ * common case) is parsed and matched against the IPv4 ranges directly; anything else (IPv6, a port,
+ * brackets, a mapped address) goes through normalizeIp and Node's BlockList, whose check builds a
+ * SocketAddress per call, behind a bounded memo.
+ */
+function ipClassifier(blocks: BlockList, trustedV4: (ip: number) => boolean): IpClassifier {
   const memo = new Map<string, { ip: string; trusted: boolean } | null>();
   return (raw) => {
+    const v4 = ipv4Number(raw);
+    if (v4 !== null) return { ip: raw, trusted: trustedV4(v4) };
     const hit = memo.get(raw);
     if (hit !== undefined) return hit;
     const ip = normalizeIp(raw);

@@ -130,11 +130,16 @@ export class ConflictGate {
    *    lease it took given back): a write refused at the edge never reached the upstream, so the
    *    client may fix it and send it again with the same key.
    */
-  async check(facts: RequestFacts, mode: RunMode = 'live', ctx: ConflictContext = { caller: ANONYMOUS }): Promise<ConflictCheck> {
+  check(facts: RequestFacts, mode: RunMode = 'live', ctx: ConflictContext = { caller: ANONYMOUS }): ConflictCheck | Promise<ConflictCheck> {
+    // Reads, and writes no rule names, are answered synchronously (no promise, no allocation).
     if (!UNSAFE.has(facts.method)) return NOT_A_WRITE;
     const rule = this.idem.empty ? undefined : this.idem.ruleFor(facts);
     const target = this.resourceFor(facts);
     if (!rule && !target) return NO_RULE;
+    return this.checkWrite(facts, mode, ctx, rule, target);
+  }
+
+  private async checkWrite(facts: RequestFacts, mode: RunMode, ctx: ConflictContext, rule: ReturnType<IdempotencyRules['ruleFor']>, target: ReturnType<ConflictGate['resourceFor']>): Promise<ConflictCheck> {
 
     // 1. Without the store.
     let idemStep: Step | undefined;

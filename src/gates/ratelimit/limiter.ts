@@ -3,7 +3,7 @@ import type { CompiledRateRule } from '../../config/compile.js';
 import type { RequestFacts } from '../../core/forwarded.js';
 import { ipBucket } from '../../core/ip.js';
 import { routeMatches } from '../../core/routes.js';
-import { noRule, withMode, type Caller, type RunMode, type Step } from '../../core/step.js';
+import { noRule, withMode, type Caller, type RunMode, type Seen, type Step } from '../../core/step.js';
 import type { Metrics } from '../../obs/metrics.js';
 import { MemoryStore } from '../../store/memory.js';
 import { storeErrorCode, type Limiter, type LimitResult, type VersionStore } from '../../store/port.js';
@@ -36,6 +36,10 @@ interface LastSeen {
 /** How many buckets' last shared counts are remembered (oldest forgotten first). */
 const LAST_SEEN_MAX = 50_000;
 
+/** The seen of a live allow from the store (explain builds the full one). */
+const LIVE: Seen = Object.freeze({});
+const DEGRADED: Seen = Object.freeze({ degraded: true });
+
 /** A point that was taken, so that it can be given back (conflict.refundRateLimit). */
 export interface Taken {
   limiter: Limiter;
@@ -43,7 +47,7 @@ export interface Taken {
 }
 
 export class RateLimitGate {
-  private readonly limiters = new Map<string, Limiters>();
+  private readonly limiters = new Map<CompiledRateRule, Map<number, Limiters>>();
   private readonly policies = new Map<string, RulePolicy>();
   /** Where the insurance limiters live: this replica's memory. */
   private readonly local = new MemoryStore();
@@ -75,6 +79,11 @@ export class RateLimitGate {
     // whose write the conflict gate then refused is not an "allowed" request.
     const { outcome, taken } = await this.take(rule, l, limit, key, mode);
     const decision = decideRateLimit(this.policies.get(rule.name)!, outcome);
+    // What the trace shows: built for explain, and for a store error (the recorder reads it); a live
+    // answer from the store needs none (steady traffic allocates nothing here).
+    if (mode === 'live' && outcome.kind !== 'store_error' && decision.kind === 'allow' && rule.mode === 'enforce') {
+      return { step: { gate: 'ratelimit', rule: rule.name, mode: 'enforce', decision, seen: outcome.degraded ? DEGRADED : LIVE }, taken };
+    }
     const seen = {
       bucket: key,
       limit,
@@ -99,15 +108,16 @@ export class RateLimitGate {
 
   private limitersFor(rule: CompiledRateRule, limit: number): Limiters {
     // One bucket per client and rule whatever its limit: a client whose plan changes keeps its count.
-    const id = `${rule.name}\0${limit}`;
-    let l = this.limiters.get(id);
+    let byLimit = this.limiters.get(rule);
+    if (!byLimit) this.limiters.set(rule, (byLimit = new Map()));
+    let l = byLimit.get(limit);
     if (!l) {
       const spec = { rule: rule.name, points: limit, durationS: rule.windowS };
       l = {
         primary: this.opts.store.limiter(spec),
         insurance: this.opts.store.kind !== 'memory' && this.opts.onStoreError === 'memory' ? this.local.limiter(spec) : null,
       };
-      this.limiters.set(id, l);
+      byLimit.set(limit, l);
     }
     return l;
   }
@@ -128,9 +138,18 @@ export class RateLimitGate {
 
   private remember(rule: CompiledRateRule, key: string, r: LimitResult): void {
     const id = `${rule.name}\0${key}`;
-    this.lastSeen.delete(id);
+    const remaining = r.kind === 'allowed' ? r.remaining : 0;
+    const resetAt = this.now() + r.resetMs;
+    const known = this.lastSeen.get(id);
+    if (known) {
+      // Updated in place: the bound forgets the buckets first seen longest ago, which is close
+      // enough to least recently seen for a fallback, and costs no re-insertion per request.
+      known.remaining = remaining;
+      known.resetAt = resetAt;
+      return;
+    }
     if (this.lastSeen.size >= LAST_SEEN_MAX) this.lastSeen.delete(this.lastSeen.keys().next().value!);
-    this.lastSeen.set(id, { remaining: r.kind === 'allowed' ? r.remaining : 0, resetAt: this.now() + r.resetMs });
+    this.lastSeen.set(id, { remaining, resetAt });
   }
 
   /**

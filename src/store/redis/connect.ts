@@ -61,10 +61,11 @@ function tlsOf(o: ConnectOptions): ConnectionOptions | undefined {
 
 function common(o: ConnectOptions): RedisOptions {
   return {
-    // Fail fast: nothing is queued while disconnected, every command is bounded, nothing is retried
-    // by the client (the gate's fail mode is the retry policy).
+    // Fail fast: nothing is queued while disconnected, nothing is retried by the client (the gate's
+    // fail mode is the retry policy). Every call is bounded by the store's own deadline (the
+    // batcher's per flush, `direct` for a MULTI, the probe's, the limiter facade's), not by ioredis'
+    // commandTimeout, which would arm and clear one timer per command on the hot path.
     enableOfflineQueue: false,
-    commandTimeout: o.commandTimeoutMs,
     connectTimeout: o.connectTimeoutMs,
     maxRetriesPerRequest: 0,
     // After a refused connection the old socket never emits 'close'; do not hold shutdown for 2 s.

@@ -1,5 +1,6 @@
 // What rate-limiter-flexible's RateLimiterRedis sees as its ioredis client: a facade over the store's connection.
 import type { Batcher } from './batcher.js';
+import { STORE_TIMEOUT } from './errors.js';
 import type { Client } from './connect.js';
 
 /**
@@ -31,13 +32,25 @@ export interface RlfClient {
  * store's deadline): every rate-limit key is one key, so one slot, whatever the mode. get() is
  * explain's peek, rare: straight to the client.
  */
-export function rlfClient(client: Client, batcher: Batcher): RlfClient {
+export function rlfClient(client: Client, batcher: Batcher, timeoutMs: number): RlfClient {
   return {
     get status() {
       return client.status;
     },
     defineCommand: (name, def) => client.defineCommand(name, def),
     rlflxIncr: (args) => batcher.run(args[0]!, (c) => c.rlflxIncr(args)),
-    multi: () => client.multi(),
+    multi: () => {
+      // Outside the batcher: its exec() gets the same deadline as every other store call.
+      const m = client.multi();
+      const exec = m.exec.bind(m);
+      m.exec = (() => within(exec(), timeoutMs)) as typeof m.exec;
+      return m;
+    },
   };
+}
+
+/** `p`, or STORE_TIMEOUT after `ms`. */
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(STORE_TIMEOUT), ms)))]).finally(() => clearTimeout(timer));
 }

@@ -1,0 +1,81 @@
+// /auth, framework-free: headers in, an answer (status, headers, body) out. The listener and the Hono route both call it.
+import { deny, type Deny } from '../core/decision.js';
+import { readForwarded, type ForwardedOptions, type HeaderSource } from '../core/forwarded.js';
+import { R } from '../core/http.js';
+import { renderProblem, type ProblemResponse } from '../core/problem.js';
+import type { BodyStream } from '../gates/idempotency/body.js';
+import type { DecisionEvent, DecisionRecorder } from '../obs/recorder.js';
+import { runPipeline, type Gates } from '../pipeline.js';
+import { firstCallAnswer, keepForReplay, replayPlan, servedReplay, type ReplayCache, type ReplayPlan } from './replay.js';
+
+/** What a request runs on: the generation current when it started (a reload swaps it for later ones). */
+export interface RequestRuntime {
+  gates: Gates;
+  forwarded: ForwardedOptions;
+  replay: ReplayCache;
+}
+
+/** One /auth call as the transport received it. */
+export interface AuthCall {
+  headers: HeaderSource;
+  /** The TCP peer's address (checked against server.trustedProxies). */
+  peer: string;
+  /** The request body stream, read only when an Idempotency-Key rule needs its hash. */
+  body?: BodyStream;
+}
+
+export type Answer = ProblemResponse;
+
+export interface AuthEndpointDeps {
+  current: () => RequestRuntime;
+  recorder: DecisionRecorder;
+}
+
+const EMPTY: readonly never[] = Object.freeze([]) as readonly never[];
+
+/** Builds the /auth handler: facts → runPipeline → answer, with one record() per decision. */
+export function createAuthEndpoint(deps: AuthEndpointDeps): (call: AuthCall) => Promise<Answer> {
+  const { recorder } = deps;
+
+  const denied = (replay: ReplayCache, d: Deny, ctx: Omit<DecisionEvent, 'outcome' | 'status' | 'seconds'>, plan: ReplayPlan, started: number): Answer | Promise<Answer> => {
+    const res = renderProblem(d);
+    recorder.record({ ...ctx, outcome: 'deny', deny: d, status: res.status, seconds: (performance.now() - started) / 1000 });
+    const kept = keepForReplay(replay, plan, d.gate, res);
+    const answer = firstCallAnswer(plan, res);
+    return kept ? kept.then(() => answer) : answer;
+  };
+
+  return async (call) => {
+    const started = performance.now();
+    const { gates, forwarded, replay } = deps.current();
+    const h = call.headers;
+    // For the log line: the proxy's request id and the trace the request belongs to.
+    const requestId = h.get(R.requestId);
+    const traceparent = h.get(R.traceparent);
+    const peer = forwarded.classifyIp(call.peer);
+    if (peer === null || !peer.trusted) {
+      return denied(replay, deny('forward', 'untrusted_source', 'Only a trusted proxy may call /auth.'), { requestId, traceparent, clientIp: peer?.ip, shadowed: EMPTY, steps: EMPTY }, { kind: 'none' }, started);
+    }
+
+    const plan = replayPlan(h);
+    const served = servedReplay(replay, plan);
+    if (served !== null) {
+      const kept = await served;
+      // A replay served from the first call's answer is not a second decision: not counted, not logged.
+      if (kept !== null) {
+        recorder.replayServed();
+        return kept;
+      }
+      recorder.replayEvaluated();
+    }
+
+    const facts = readForwarded(h, peer.ip, forwarded);
+    if ('kind' in facts) return denied(replay, facts, { requestId, traceparent, clientIp: peer.ip, shadowed: EMPTY, steps: EMPTY }, plan, started);
+
+    const { decision, steps, shadowed, caller } = await runPipeline(facts, gates, 'live', { body: call.body });
+    const ctx = { requestId, traceparent, method: facts.method, path: facts.path, clientIp: facts.clientIp, clientId: caller.clientId, steps, shadowed };
+    if (decision.kind === 'deny') return denied(replay, decision, ctx, plan, started);
+    recorder.record({ ...ctx, outcome: 'allow', status: 200, seconds: (performance.now() - started) / 1000 });
+    return { status: 200, headers: decision.headers, body: '' };
+  };
+}
