@@ -6,7 +6,9 @@
 // --profile (BENCH_PROFILE=1: node --cpu-prof the gate and the bare server, print where the gate's time goes
 // in the measured run and the CPU µs per request it adds over bare, by area; figures then include the
 // profiler's overhead), --tokens N (BENCH_TOKENS, 1000000; 0 skips the memory check),
-// --server-cpu 0 / --load-cpu 1 (BENCH_SERVER_CPU / BENCH_LOAD_CPU), BENCH_REDIS_URL (default: a
+// --server-cpu 0 / --load-cpu 1 (BENCH_SERVER_CPU / BENCH_LOAD_CPU), --steady (BENCH_STEADY=1: after each
+// scenario's closed-loop runs, bare and gate at half the gate's maximum rate, open loop with
+// --steady-connections 128; p50/p99/p99.9 and the p99 ratio), BENCH_REDIS_URL (default: a
 // redis-server of our own on a free port, so INFO commandstats counts this bench only; falls back to
 // redis://127.0.0.1:6379/0 when redis-server is not installed).
 import { spawn } from 'node:child_process';
@@ -22,6 +24,7 @@ import { flushPrefix } from '../test/helpers/redis.js';
 import { AUDIENCE, ISSUER, jwks, makeKey, sign } from '../test/helpers/tokens.js';
 import { perRequestDiff, renderSummary, summarize, type ProfileSummary } from './lib/cpuprofile.js';
 import { drive, type AcRequest, type LoadResult } from './lib/load.js';
+import { steadyLoad, type SteadyResult } from './lib/steady.js';
 import { distStaleness, HAVE_TASKSET, pinned, pinProcess, ROOT, rssMb, startBare, startGateProcess, startOwnRedisServer, type Proc } from './lib/procs.js';
 import { callsDelta, commandCalls, traceDecisions, type Trace } from './lib/redis-stats.js';
 import { round } from './lib/stats.js';
@@ -36,6 +39,8 @@ const { values: flags } = parseArgs({
     tokens: { type: 'string' },
     'server-cpu': { type: 'string' },
     'load-cpu': { type: 'string' },
+    steady: { type: 'boolean' },
+    'steady-connections': { type: 'string' },
   },
 });
 const env = process.env;
@@ -52,6 +57,13 @@ const MEMORY_TOKENS = num(flags.tokens, env.BENCH_TOKENS, 1_000_000);
 const CORES = availableParallelism();
 const SERVER_CPU = flags['server-cpu'] ?? env.BENCH_SERVER_CPU ?? '0';
 const LOAD_CPU = flags['load-cpu'] ?? env.BENCH_LOAD_CPU ?? (CORES > 1 ? '1' : '0');
+/**
+ * Steady-rate mode (--steady, BENCH_STEADY=1): for each scenario, the gate's maximum is measured
+ * (closed loop), then bare and gate are driven at half of it with --steady-connections (128), so
+ * each connection sends far less often than a slow answer takes: open loop, no coordinated omission.
+ */
+const STEADY = flags.steady === true || env.BENCH_STEADY === '1';
+const STEADY_CONNECTIONS = Math.max(1, num(flags['steady-connections'], env.BENCH_STEADY_CONNECTIONS, 256));
 const CLIENTS = 1000;
 const ORDERS = 8;
 const SEEDED_VERSION = '7';
@@ -196,6 +208,8 @@ interface ScenarioResult {
   profile?: ProfileSummary;
   /** CPU µs per request by area, gate vs bare (profiled runs only). */
   profileDiff?: ReturnType<typeof perRequestDiff>;
+  /** Steady-rate mode: both driven at `rate` (half the gate's maximum), open loop. */
+  steady?: { rate: number; bare: SteadyResult; gate: SteadyResult };
 }
 
 function verdictOf(s: Scenario, ratio: number, cpuRatio: number, gate: LoadResult): string {
@@ -287,12 +301,30 @@ async function main(): Promise<void> {
       let gateRes: LoadResult;
       let gateRssMb: number | undefined;
       let trace: Trace | undefined;
+      let steady: ScenarioResult['steady'];
       try {
         // Warm-up first (token cache, JIT, Redis connection), then count commands over the measured run only.
         await drive({ url: `http://127.0.0.1:${gate.port}`, connections: CONNECTIONS, durationS: WARMUP, warmupS: 0, requestsFor: s.requests, serverPid: gate.pid });
         if (s.countRedis) before = await commandCalls(redis);
         gateRes = await drive({ url: `http://127.0.0.1:${gate.port}`, connections: CONNECTIONS, durationS: DURATION, warmupS: 0, requestsFor: s.requests, serverPid: gate.pid });
         if (s.countRedis) calls = callsDelta(before, await commandCalls(redis));
+        if (STEADY) {
+          // Half the gate's own maximum, for both: the tail a client sees at a rate the gate sustains.
+          const rate = Math.max(100, Math.round(gateRes.rps / 2));
+          const list = Array.from({ length: 32 }, (_, c) => s.requests(c)).flat();
+          const at = (url: string) => steadyLoad(url, rate, DURATION, 2, list, STEADY_CONNECTIONS);
+          const gateSteady = await at(`http://127.0.0.1:${gate.port}`);
+          const bareSteady = await at(`http://127.0.0.1:${bare!.port}`);
+          steady = { rate, bare: bareSteady, gate: gateSteady };
+          const ok = gateSteady.p99 <= 2 * bareSteady.p99 && gateSteady.p999 <= 10;
+          console.log(
+            `  steady ${rate} req/s (open loop, up to ${STEADY_CONNECTIONS} connections; ${gateSteady.errors + bareSteady.errors} errors): bare p50 ${fmt(bareSteady.p50)} p99 ${fmt(bareSteady.p99)} p99.9 ${fmt(bareSteady.p999)} ms │ gate p50 ${fmt(gateSteady.p50)} p99 ${fmt(gateSteady.p99)} p99.9 ${fmt(gateSteady.p999)} ms` +
+              ` → p99 ${round(gateSteady.p99 / bareSteady.p99, 2)}× bare (target ≤ 2), p99.9 ${gateSteady.p999 <= 10 ? 'ok' : 'MISS'} (≤ 10 ms)${ok ? '' : '  TARGET MISS'}`,
+          );
+          console.log(
+            `  steady, from the time each request was written (the server's share): bare p50 ${fmt(bareSteady.fromSend.p50)} p99 ${fmt(bareSteady.fromSend.p99)} p99.9 ${fmt(bareSteady.fromSend.p999)} ms │ gate p50 ${fmt(gateSteady.fromSend.p50)} p99 ${fmt(gateSteady.fromSend.p99)} p99.9 ${fmt(gateSteady.fromSend.p999)} ms`,
+          );
+        }
         gateRssMb = round(rssMb(gate.pid), 1);
         if (s.countRedis) {
           const list = s.requests(0);
@@ -308,7 +340,7 @@ async function main(): Promise<void> {
       }
       const ratio = round(gateRes.rps / bareRes.rps, 2);
       const cpuRatio = round(bareRes.cpuUsPerReq / gateRes.cpuUsPerReq, 2);
-      const r: ScenarioResult = { id: s.id, title: s.title, bare: bareRes, gate: gateRes, ratio, cpuRatio, target: s.target, verdict: verdictOf(s, ratio, cpuRatio, gateRes), gateRssMb };
+      const r: ScenarioResult = { id: s.id, title: s.title, bare: bareRes, gate: gateRes, ratio, cpuRatio, target: s.target, verdict: verdictOf(s, ratio, cpuRatio, gateRes), gateRssMb, steady };
       const unexpected = Object.fromEntries(Object.entries(gateRes.statuses).filter(([code]) => !s.expect.includes(Number(code))));
       if (Object.keys(unexpected).length > 0 || gateRes.errors > 0) r.unexpected = { ...unexpected, ...(gateRes.errors ? { errors: gateRes.errors } : {}) };
       if (s.countRedis) {

@@ -20,10 +20,12 @@ declare module 'autocannon' {
     requests?: AcRequest[];
     setupClient?: (client: AcClient) => void;
     excludeErrorStats?: boolean;
+    /** Requests per second from all connections together (open loop when connections leave slack). */
+    overallRate?: number;
   }
   export interface AcResult {
     requests: { average: number; total: number };
-    latency: { p50: number; p99: number };
+    latency: { p50: number; p99: number; p99_9?: number };
     errors: number;
     timeouts: number;
     non2xx: number;

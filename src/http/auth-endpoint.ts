@@ -37,9 +37,14 @@ const EMPTY: readonly never[] = Object.freeze([]) as readonly never[];
 export function createAuthEndpoint(deps: AuthEndpointDeps): (call: AuthCall) => Promise<Answer> {
   const { recorder } = deps;
 
-  const denied = (replay: ReplayCache, d: Deny, ctx: Omit<DecisionEvent, 'outcome' | 'status' | 'seconds'>, plan: ReplayPlan, started: number): Answer | Promise<Answer> => {
+  /** Records the denial (`e` is the request's event, completed here) and answers it. */
+  const denied = (replay: ReplayCache, d: Deny, e: DecisionEvent, plan: ReplayPlan, started: number): Answer | Promise<Answer> => {
     const res = renderProblem(d);
-    recorder.record({ ...ctx, outcome: 'deny', deny: d, status: res.status, seconds: (performance.now() - started) / 1000 });
+    e.outcome = 'deny';
+    e.deny = d;
+    e.status = res.status;
+    e.seconds = (performance.now() - started) / 1000;
+    recorder.record(e);
     const kept = keepForReplay(replay, plan, d.gate, res);
     const answer = firstCallAnswer(plan, res);
     return kept ? kept.then(() => answer) : answer;
@@ -53,8 +58,10 @@ export function createAuthEndpoint(deps: AuthEndpointDeps): (call: AuthCall) => 
     const requestId = h.get(R.requestId);
     const traceparent = h.get(R.traceparent);
     const peer = forwarded.classifyIp(call.peer);
+    // One event object per request, completed as the decision is made (record() reads it at once).
+    const event: DecisionEvent = { outcome: 'allow', status: 200, requestId, traceparent, clientIp: peer?.ip, shadowed: EMPTY, steps: EMPTY, seconds: 0 };
     if (peer === null || !peer.trusted) {
-      return denied(replay, deny('forward', 'untrusted_source', 'Only a trusted proxy may call /auth.'), { requestId, traceparent, clientIp: peer?.ip, shadowed: EMPTY, steps: EMPTY }, { kind: 'none' }, started);
+      return denied(replay, deny('forward', 'untrusted_source', 'Only a trusted proxy may call /auth.'), event, { kind: 'none' }, started);
     }
 
     const plan = replayPlan(h);
@@ -70,12 +77,18 @@ export function createAuthEndpoint(deps: AuthEndpointDeps): (call: AuthCall) => 
     }
 
     const facts = readForwarded(h, peer.ip, forwarded);
-    if ('kind' in facts) return denied(replay, facts, { requestId, traceparent, clientIp: peer.ip, shadowed: EMPTY, steps: EMPTY }, plan, started);
+    if ('kind' in facts) return denied(replay, facts, event, plan, started);
 
     const { decision, steps, shadowed, caller } = await runPipeline(facts, gates, 'live', { body: call.body });
-    const ctx = { requestId, traceparent, method: facts.method, path: facts.path, clientIp: facts.clientIp, clientId: caller.clientId, steps, shadowed };
-    if (decision.kind === 'deny') return denied(replay, decision, ctx, plan, started);
-    recorder.record({ ...ctx, outcome: 'allow', status: 200, seconds: (performance.now() - started) / 1000 });
+    event.method = facts.method;
+    event.path = facts.path;
+    event.clientIp = facts.clientIp;
+    event.clientId = caller.clientId;
+    event.steps = steps;
+    event.shadowed = shadowed;
+    if (decision.kind === 'deny') return denied(replay, decision, event, plan, started);
+    event.seconds = (performance.now() - started) / 1000;
+    recorder.record(event);
     return { status: 200, headers: decision.headers, body: '' };
   };
 }

@@ -61,7 +61,17 @@ export const MAX_JWKS_BYTES = 1024 * 1024;
 
 const entryCost = (token: string) => 2 * token.length + 512;
 
+/**
+ * The token cache's key: the token's last 40 characters, which are its signature's (240 random
+ * bits): hashing them costs a tenth of hashing the whole token, on every request. The entry keeps
+ * the whole token and a lookup compares it, so a different token with the same tail (which no one
+ * can make verify) is a miss, never a hit; it would only replace the entry, as a new token does.
+ */
+const cacheKey = (token: string) => (token.length > 80 ? token.slice(-40) : token);
+
 interface CacheEntry {
+  /** The whole token: a lookup by cacheKey is a hit only when it is this very token. */
+  token: string;
   claims: Claims;
   untilMs: number;
   cost: number;
@@ -379,27 +389,29 @@ export class TokenVerifier {
     this.timer.unref();
   }
 
-  /** Verifies a token (compact JWS). Never throws. */
   /**
    * The claims of a token verified before and not expired, or undefined: the cache-hit path, with no
    * promise. The same object is returned for every hit on one entry (callers may memoize on it).
    */
   cached(token: string): Claims | undefined {
-    const hit = this.cache.get(token);
-    if (hit === undefined || this.opts.now() >= hit.untilMs) return undefined;
+    const hit = this.cache.get(cacheKey(token));
+    if (hit === undefined || hit.token !== token || this.opts.now() >= hit.untilMs) return undefined;
     this.counts.cacheHits++;
     return hit.claims;
   }
 
+  /** Verifies a token (compact JWS). Never throws. */
   verify(token: string): Promise<VerifyOutcome> {
     const now = this.opts.now();
-    const hit = this.cache.get(token);
+    const key = cacheKey(token);
+    const found = this.cache.get(key);
+    const hit = found !== undefined && found.token === token ? found : undefined;
     if (hit !== undefined) {
       if (now < hit.untilMs) {
         this.counts.cacheHits++;
         return Promise.resolve({ kind: 'valid', claims: hit.claims });
       }
-      this.forget(token, hit);
+      this.forget(key, hit);
     }
     this.counts.cacheMisses++;
     if (token.length > MAX_TOKEN_LENGTH) return Promise.resolve({ kind: 'invalid', reason: 'token too large' });
@@ -434,22 +446,23 @@ export class TokenVerifier {
     this.generation++;
   }
 
-  private forget(token: string, entry: CacheEntry): void {
-    this.cache.delete(token);
+  private forget(key: string, entry: CacheEntry): void {
+    this.cache.delete(key);
     this.cacheBytes -= entry.cost;
   }
 
   private remember(token: string, claims: Claims): void {
     const max = this.opts.tokenCacheSize;
     if (max === 0 || typeof claims.exp !== 'number') return;
-    const old = this.cache.get(token);
-    if (old !== undefined) this.forget(token, old);
+    const key = cacheKey(token);
+    const old = this.cache.get(key);
+    if (old !== undefined) this.forget(key, old);
     const cost = entryCost(token);
     while (this.cache.size > 0 && (this.cache.size >= max || this.cacheBytes + cost > TOKEN_CACHE_BYTES)) {
       const [oldest, entry] = this.cache.entries().next().value!;
       this.forget(oldest, entry);
     }
-    this.cache.set(token, { claims, untilMs: claims.exp * 1000 + this.opts.clockToleranceMs, cost });
+    this.cache.set(key, { token, claims, untilMs: claims.exp * 1000 + this.opts.clockToleranceMs, cost });
     this.cacheBytes += cost;
   }
 

@@ -1,0 +1,149 @@
+// An open-loop load at a fixed rate: each request is due at start + i/rate and its latency is counted
+// from then, so a slow answer cannot hold back the requests behind it (no coordinated omission).
+// Raw keep-alive sockets with pre-serialised requests: Node's http client costs more per request
+// than the servers measured, and would make the load generator the bottleneck on a shared core.
+import { connect, type Socket } from 'node:net';
+import type { AcRequest } from 'autocannon';
+import { round, Samples } from './stats.js';
+
+export interface SteadyResult {
+  rate: number;
+  sent: number;
+  answered: number;
+  errors: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  max: number;
+  /**
+   * The same percentiles counted from when each request was written rather than due: the server's
+   * share alone. The gap between the two is this process sending late (timer granularity, a busy
+   * core), which on a noisy VM can dominate the tail.
+   */
+  fromSend: { p50: number; p99: number; p999: number };
+}
+
+interface Conn {
+  socket: Socket;
+  /** When the request in flight was due (ms, performance.now()), or -1 when idle. */
+  due: number;
+  /** When it was written. */
+  sentAt: number;
+  counted: boolean;
+  buf: Buffer;
+}
+
+function serialise(r: AcRequest, host: string): Buffer {
+  let head = `${r.method ?? 'GET'} ${r.path ?? '/'} HTTP/1.1\r\nHost: ${host}\r\n`;
+  for (const [k, v] of Object.entries(r.headers ?? {})) head += `${k}: ${v}\r\n`;
+  return Buffer.from(`${head}\r\n`, 'latin1');
+}
+
+/** Bytes of the first complete response in `b` (head + Content-Length body), or -1. */
+function responseLength(b: Buffer): number {
+  const end = b.indexOf('\r\n\r\n');
+  if (end === -1) return -1;
+  const head = b.toString('latin1', 0, end).toLowerCase();
+  const m = /content-length:\s*(\d+)/.exec(head);
+  const len = end + 4 + (m ? Number(m[1]) : 0);
+  return b.length >= len ? len : -1;
+}
+
+/**
+ * Sends `rate` requests a second for `durationS` (after `warmupS` at the same rate, not counted),
+ * cycling through `requests`, each on an idle keep-alive connection (a new one when none is idle, up
+ * to `maxConnections`). Latency is measured from the time a request was due: if the server falls
+ * behind, the wait shows in the figures, as a client at that rate would see it.
+ */
+export async function steadyLoad(url: string, rate: number, durationS: number, warmupS: number, requests: AcRequest[], maxConnections = 256): Promise<SteadyResult> {
+  const target = new URL(url);
+  const host = `${target.hostname}:${target.port}`;
+  const wire = requests.map((r) => serialise(r, host));
+  const samples = new Samples();
+  const fromSend = new Samples();
+  const idle: Conn[] = [];
+  const all: Conn[] = [];
+  let answered = 0;
+  let errors = 0;
+  const total = Math.round(rate * (durationS + warmupS));
+  const warm = Math.round(rate * warmupS);
+  const start = performance.now();
+  let sent = 0;
+  let finished = 0;
+  let backlog: number[] = [];
+
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      if (finished >= total) resolve();
+    };
+    const open = (): Conn => {
+      const c: Conn = { socket: connect({ host: target.hostname, port: Number(target.port), noDelay: true }), due: -1, sentAt: 0, counted: false, buf: Buffer.alloc(0) };
+      c.socket.on('data', (d: Buffer) => {
+        c.buf = c.buf.length === 0 ? d : Buffer.concat([c.buf, d]);
+        const len = responseLength(c.buf);
+        if (len === -1) return;
+        c.buf = c.buf.subarray(len);
+        if (c.counted) {
+          answered++;
+          const now = performance.now();
+          samples.add(now - c.due);
+          fromSend.add(now - c.sentAt);
+        }
+        c.due = -1;
+        finished++;
+        idle.push(c);
+        pump();
+        done();
+      });
+      c.socket.on('error', () => undefined);
+      c.socket.on('close', () => {
+        const i = idle.indexOf(c);
+        if (i !== -1) idle.splice(i, 1);
+        if (c.due !== -1) {
+          if (c.counted) errors++;
+          finished++;
+          c.due = -1;
+          done();
+        }
+      });
+      all.push(c);
+      return c;
+    };
+    const fire = (i: number, c: Conn) => {
+      c.due = start + (i * 1000) / rate;
+      c.counted = i >= warm;
+      c.sentAt = performance.now();
+      c.socket.write(wire[i % wire.length]!);
+    };
+    /** Requests that are due and waiting for a connection go out first, in order. */
+    const pump = () => {
+      while (backlog.length > 0) {
+        const c = idle.pop() ?? (all.length < maxConnections ? open() : undefined);
+        if (!c) return;
+        fire(backlog.shift()!, c);
+      }
+    };
+    const tick = () => {
+      const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000) + 1);
+      while (sent < due) backlog.push(sent++);
+      pump();
+      if (sent < total) setTimeout(tick, 1);
+    };
+    tick();
+  });
+  for (const c of all) c.socket.destroy();
+  backlog = [];
+  const [p50, p99, p999, max] = samples.percentiles([50, 99, 99.9, 100]);
+  const [s50, s99, s999] = fromSend.percentiles([50, 99, 99.9]);
+  return {
+    rate,
+    sent: total - warm,
+    answered,
+    errors,
+    p50: round(p50!, 2),
+    p99: round(p99!, 2),
+    p999: round(p999!, 2),
+    max: round(max!, 2),
+    fromSend: { p50: round(s50!, 2), p99: round(s99!, 2), p999: round(s999!, 2) },
+  };
+}
