@@ -128,6 +128,8 @@ describe('sentinel: a planned failover (SENTINEL FAILOVER): the old master stays
       expect(await store.getVersion('p')).toBe('2');
       expect(store.health()).toEqual({ up: true });
     } finally {
+      // The store first: left open, it would keep dialling the stopped sentinels.
+      await store.close();
       await own.stop();
     }
   }, 30_000);
