@@ -1,9 +1,10 @@
 // The rate-limiter-flexible internals the store's facade relies on: an upgrade that changes them fails here.
+import type { Redis } from 'ioredis';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { afterAll, describe, expect, test } from 'vitest';
 import { Batcher } from '../../src/store/redis/batcher.js';
 import { connect } from '../../src/store/redis/connect.js';
-import { defineScripts } from '../../src/store/redis/scripts.js';
+import { defineScripts, RLF_INCR_LUA } from '../../src/store/redis/scripts.js';
 import { RLF_CLIENT_MEMBERS, rlfClient } from '../../src/store/redis/rlf-client.js';
 import { flushPrefix, SHARED_REDIS_URL, uniquePrefix } from '../helpers/redis.js';
 
@@ -73,5 +74,62 @@ describe('rate-limiter-flexible through the store facade (src/store/redis/rlf-cl
     const rlf = new RateLimiterRedis({ storeClient: facade, keyPrefix: `${prefix}p`, points: 3, duration: 60, rejectIfRedisNotReady: true });
     await expect(rlf.consume('k', 1)).rejects.toThrow();
     expect(calls.filter((c) => c[0] === 'rlflxIncr')).toEqual([]);
+  });
+
+  test('the increments of one event-loop turn go to Redis as one cgIncrMany call, with the answers one call each would give', async () => {
+    await new Promise<void>((r) => (conn.ready() ? r() : conn.client.once('ready', () => r())));
+    // MONITOR: script calls (not the commands they run) on this test's keys; the shared Redis serves other files meanwhile.
+    const monitor = await (conn.client as Redis).duplicate().monitor();
+    const seen: string[][] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (/^eval(sha)?$/i.test(args[0] ?? "") && args.some((a) => a.startsWith(`${prefix}m:`))) seen.push(args);
+    });
+    const facade = rlfClient(conn.client, batcher, 1000);
+    const rlf = new RateLimiterRedis({ storeClient: facade, keyPrefix: `${prefix}m`, points: 2, duration: 60, rejectIfRedisNotReady: true });
+    // Five calls in one turn; alice three times: her third is over the limit, as it would be alone.
+    const outcomes = await Promise.all(['alice', 'bob', 'alice', 'carol', 'alice'].map((c) => rlf.consume(c, 1).then((r) => ['ok', r.consumedPoints, r.remainingPoints], (r: RateLimiterRes) => ['over', r.consumedPoints, r.remainingPoints])));
+    expect(outcomes).toEqual([
+      ['ok', 1, 1],
+      ['ok', 1, 1],
+      ['ok', 2, 0],
+      ['ok', 1, 1],
+      ['over', 3, 0],
+    ]);
+    // One call on the wire (EVAL the first time on a connection, EVALSHA after), with the five keys.
+    await new Promise((r) => setTimeout(r, 100));
+    monitor.disconnect();
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.slice(0, 1).map((a) => a.toLowerCase())[0]).toMatch(/^eval(sha)?$/);
+    expect(seen[0]!.slice(2, 8)).toEqual(['5', `${prefix}m:alice`, `${prefix}m:bob`, `${prefix}m:alice`, `${prefix}m:carol`, `${prefix}m:alice`]);
+    // The keys expire with the window, as rate-limiter-flexible's own script sets them.
+    const ttl = await conn.client.pttl(`${prefix}m:bob`);
+    expect(ttl).toBeGreaterThan(55_000);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+    // A reward in the next turn subtracts from the same count.
+    await rlf.reward('alice', 1);
+    expect((await rlf.get('alice'))?.consumedPoints).toBe(2);
+  });
+
+  test('merging follows the script rate-limiter-flexible defines: the one it mirrors (this version), and a changed one is never merged', async () => {
+    let defined = '';
+    const spy = { ...conn.client, defineCommand: (_n: string, def: { lua: string }) => (defined = def.lua) } as unknown as typeof conn.client;
+    new RateLimiterRedis({ storeClient: rlfClient(spy, batcher, 1000), keyPrefix: `${prefix}s`, points: 1, duration: 1 });
+    // If this fails after an upgrade, merging is off (correct, slower): update RLF_INCR_LUA and LUA_INCR_MANY together.
+    expect(defined).toBe(RLF_INCR_LUA);
+
+    const monitor = await (conn.client as Redis).duplicate().monitor();
+    const seen: string[][] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (/^eval(sha)?$/i.test(args[0] ?? "") && args.some((a) => a.startsWith(`${prefix}c:`))) seen.push(args);
+    });
+    const custom = `${RLF_INCR_LUA} -- changed`;
+    const rlf = new RateLimiterRedis({ storeClient: rlfClient(conn.client, batcher, 1000), keyPrefix: `${prefix}c`, points: 5, duration: 60, rejectIfRedisNotReady: true, customIncrTtlLuaScript: custom });
+    const got = await Promise.all(['a', 'b', 'a'].map((c) => rlf.consume(c, 1)));
+    expect(got.map((r) => r.consumedPoints)).toEqual([1, 1, 2]);
+    await new Promise((r) => setTimeout(r, 100));
+    monitor.disconnect();
+    // Three calls of its own script, one key each.
+    expect(seen).toHaveLength(3);
+    for (const args of seen) expect(args[2]).toBe('1');
   });
 });

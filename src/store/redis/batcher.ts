@@ -7,6 +7,8 @@ import type { Commands } from './scripts.js';
 interface Item {
   key: string;
   add: (c: Commands) => unknown;
+  /** rate-limiter-flexible's increment arguments ([key, points, secDuration, …]), when mergeable. */
+  incr: string[] | undefined;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
   done: boolean;
@@ -34,6 +36,12 @@ const UNKNOWN_NODE = '?';
  * TRYAGAIN (none of which ran it) is sent again alone through the cluster client, which follows
  * the redirection. Each decision stays one round trip unless its slot is moving.
  *
+ * Rate-limit increments (one key each) are merged further, one node and Sentinel only: all the
+ * increments of a batch go as one cgIncrMany script call instead of one EVALSHA each, which saves
+ * ioredis' per-command work (its command object, argument encoding, reply promise). Redis runs
+ * them in the same order, with the same result per key. A failed script (a key of the wrong type)
+ * fails the increments merged with it.
+ *
  * Every command settles within `timeoutMs` of its flush (the store's commandTimeout): ioredis
  * bounds a command once a node has it, but not the redirections and retries before that.
  */
@@ -50,10 +58,13 @@ export class Batcher {
     this.cluster = conn.mode === 'cluster';
   }
 
-  /** Queues one command on `key`; `add` issues it on what it is given (a pipeline, or the client). */
-  run<T>(key: string, add: (c: Commands) => unknown): Promise<T> {
+  /**
+   * Queues one command on `key`; `add` issues it on what it is given (a pipeline, or the client).
+   * `incr`: the command is rate-limiter-flexible's increment with these arguments, and may be merged.
+   */
+  run<T>(key: string, add: (c: Commands) => unknown, incr?: string[]): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ key, add, resolve: resolve as (v: unknown) => void, reject, done: false });
+      this.queue.push({ key, add, incr, resolve: resolve as (v: unknown) => void, reject, done: false });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(this.flush);
@@ -100,7 +111,29 @@ export class Batcher {
         (e: unknown) => (answered(node, e), settle(item, e)),
       );
     };
-    const together = (items: Item[], node: string) => {
+    /** The increments among `items`, merged into one command (one node and Sentinel only). */
+    const merged = (items: Item[]): Item | undefined => {
+      if (this.cluster) return undefined;
+      const incrs = items.filter((i) => i.incr !== undefined);
+      if (incrs.length < 2) return undefined;
+      const keys = incrs.map((i) => i.incr![0]!);
+      const args = incrs.flatMap((i) => [i.incr![1]!, i.incr![2]!]);
+      const one: Item = { key: keys[0]!, add: (c) => c.cgIncrMany(keys.length, ...keys, ...args), incr: undefined, resolve: () => undefined, reject: () => undefined, done: false };
+      // Its reply settles each increment with its own {consumed, pttl}, or all with its error.
+      one.resolve = (v) => {
+        const flat = v as number[];
+        incrs.forEach((item, j) => settle(item, null, [flat[2 * j], flat[2 * j + 1]]));
+      };
+      one.reject = (e) => {
+        for (const item of incrs) settle(item, e);
+      };
+      // Settled itself (one more to wait for), it settles each of them.
+      pending += 1;
+      return one;
+    };
+    const together = (given: Item[], node: string) => {
+      const one = merged(given);
+      const items = one ? [...given.filter((i) => i.incr === undefined), one] : given;
       if (items.length === 1) return alone(items[0]!, node);
       const pipeline = this.conn.client.pipeline() as Commands;
       for (const item of items) item.add(pipeline);

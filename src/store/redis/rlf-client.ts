@@ -2,6 +2,7 @@
 import type { Batcher } from './batcher.js';
 import { STORE_TIMEOUT } from './errors.js';
 import type { Client } from './connect.js';
+import { RLF_INCR_LUA } from './scripts.js';
 
 /**
  * The members RateLimiterRedis (rate-limiter-flexible 11) uses on its `storeClient`, and nothing else:
@@ -29,16 +30,22 @@ export interface RlfClient {
 
 /**
  * Each rlflxIncr goes through the batcher (one pipeline per master per event-loop turn, under the
- * store's deadline): every rate-limit key is one key, so one slot, whatever the mode. get() is
+ * store's deadline, the increments of a turn merged into one script call where the mode allows):
+ * every rate-limit key is one key, so one slot, whatever the mode. get() is
  * explain's peek, rare: straight to the client.
  */
 export function rlfClient(client: Client, batcher: Batcher, timeoutMs: number): RlfClient {
+  // Merged by the batcher into one cgIncrMany only while RateLimiterRedis' script is the one that mirrors.
+  let mergeable = false;
   return {
     get status() {
       return client.status;
     },
-    defineCommand: (name, def) => client.defineCommand(name, def),
-    rlflxIncr: (args) => batcher.run(args[0]!, (c) => c.rlflxIncr(args)),
+    defineCommand: (name, def) => {
+      if (name === 'rlflxIncr') mergeable = def.lua === RLF_INCR_LUA;
+      client.defineCommand(name, def);
+    },
+    rlflxIncr: (args) => batcher.run(args[0]!, (c) => c.rlflxIncr(args), mergeable ? args : undefined),
     multi: () => {
       // Outside the batcher: its exec() gets the same deadline as every other store call.
       const m = client.multi();

@@ -96,12 +96,52 @@ redis.call('DEL', KEYS[2])
 return {'ok', cur}
 `;
 
-/** Every script takes its keys under one hash tag (store/keys.ts), so each runs on one slot. */
+/**
+ * rate-limiter-flexible 11's consume script (RateLimiterRedis' incrTtlLuaScript), verbatim. The
+ * facade (rlf-client.ts) merges a batch's increments into one LUA_INCR_MANY only while the script
+ * RateLimiterRedis defines is this one: an upgrade that changes it turns merging off, not wrong.
+ */
+export const RLF_INCR_LUA = `redis.call('set', KEYS[1], 0, 'EX', ARGV[2], 'NX') \
+local consumed = redis.call('incrby', KEYS[1], ARGV[1]) \
+local ttl = redis.call('pttl', KEYS[1]) \
+if ttl == -1 then \
+  redis.call('expire', KEYS[1], ARGV[2]) \
+  ttl = 1000 * ARGV[2] \
+end \
+return {consumed, ttl} \
+`;
+
+/**
+ * RLF_INCR_LUA on each of KEYS in turn, as a pipeline of them would run it (the same key twice
+ * counts twice). KEYS: k1..kn. ARGV: points1, secDuration1, … pointsN, secDurationN.
+ * → {consumed1, pttl1, … consumedN, pttlN}. Many keys in one command: one-node and Sentinel only
+ * (in a Cluster the keys of one batch live in many slots).
+ */
+const LUA_INCR_MANY = `
+local out = {}
+for i = 1, #KEYS do
+  local k, points, sec = KEYS[i], ARGV[2 * i - 1], ARGV[2 * i]
+  redis.call('set', k, 0, 'EX', sec, 'NX')
+  local consumed = redis.call('incrby', k, points)
+  local ttl = redis.call('pttl', k)
+  if ttl == -1 then
+    redis.call('expire', k, sec)
+    ttl = 1000 * sec
+  end
+  out[2 * i - 1] = consumed
+  out[2 * i] = ttl
+end
+return out
+`;
+
+/** Every script but cgIncrMany takes its keys under one hash tag (store/keys.ts), so each runs on one slot. */
 export const SCRIPTS = {
   cgClaim: { numberOfKeys: 2, lua: LUA_CLAIM },
   cgPeekClaim: { numberOfKeys: 2, lua: LUA_PEEK_CLAIM },
   cgRelease: { numberOfKeys: 1, lua: LUA_RELEASE },
   cgPublish: { numberOfKeys: 2, lua: LUA_PUBLISH },
+  // No numberOfKeys: the caller passes the count first.
+  cgIncrMany: { lua: LUA_INCR_MANY },
 } as const;
 
 export type ClaimReply = [version: string | null, state: 'taken' | 'held' | 'late', remainingMs: number];
@@ -117,6 +157,8 @@ export interface ScriptCommands {
   cgPeekClaim(ver: string, claim: string): Promise<PeekReply>;
   cgRelease(claim: string, token: string): Promise<number>;
   cgPublish(ver: string, claim: string, version: string, ttlMs: number): Promise<PublishReply>;
+  /** `count` keys, then a points and a secDuration per key: a flat {consumed, pttl} per key. */
+  cgIncrMany(count: number, ...keysThenArgs: string[]): Promise<number[]>;
   /** rate-limiter-flexible's consume script, defined by RateLimiterRedis itself (see rlf-client.ts). */
   rlflxIncr(args: string[]): Promise<[number, number]>;
 }
