@@ -63,11 +63,18 @@ export async function runPipeline(facts: RequestFacts, gates: Gates, mode: RunMo
   let denied = fold(auth.step);
   if (denied) return { decision: denied, steps, shadowed, caller };
 
+  // A conflict check that only reads starts now, so that its read and the rate-limit point go to
+  // the store in the same batch: one round trip per decision. A rate-limit denial discards it.
+  const ctx = { caller, body: opts.body };
+  const early = gates.conflict.onlyReads(facts, mode) ? gates.conflict.check(facts, mode, ctx) : undefined;
   const limited = await gates.rateLimit.check(facts, caller, mode);
   denied = fold(limited.step);
-  if (denied) return { decision: denied, steps, shadowed, caller };
+  if (denied) {
+    if (early instanceof Promise) early.catch(() => undefined);
+    return { decision: denied, steps, shadowed, caller };
+  }
 
-  const pendingConflict = gates.conflict.check(facts, mode, { caller, body: opts.body });
+  const pendingConflict = early ?? gates.conflict.check(facts, mode, ctx);
   const conflict = pendingConflict instanceof Promise ? await pendingConflict : pendingConflict;
   if (conflict.refund && limited.taken && gates.conflict.refundsRateLimit) await gates.rateLimit.refund(limited.taken);
   for (const step of conflict.steps) {

@@ -139,6 +139,17 @@ export class ConflictGate {
     return this.checkWrite(facts, mode, ctx, rule, target);
   }
 
+  /**
+   * The check of this request reads the store and changes nothing in it (a read, a write checked
+   * without a lease and without an Idempotency-Key record, or explain's peek without a key rule):
+   * the pipeline may then start it before the rate limit has decided, in the same round trip.
+   */
+  onlyReads(facts: RequestFacts, mode: RunMode): boolean {
+    if (!UNSAFE.has(facts.method)) return true;
+    if (this.opts.conflict.claim.enabled && mode === 'live') return false;
+    return this.idem.empty || this.idem.ruleFor(facts) === undefined;
+  }
+
   private async checkWrite(facts: RequestFacts, mode: RunMode, ctx: ConflictContext, rule: ReturnType<IdempotencyRules['ruleFor']>, target: ReturnType<ConflictGate['resourceFor']>): Promise<ConflictCheck> {
 
     // 1. Without the store.
