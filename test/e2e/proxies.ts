@@ -358,29 +358,5 @@ export async function startExampleGate(opts: { prefix: string; key: TestKey; cla
   return gate;
 }
 
-// ---------------------------------------------------------------------------------------------
-// /metrics, to count what the gate decided.
-
-export interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-export async function metrics(adminUrl: string): Promise<Sample[]> {
-  const text = await (await fetch(`${adminUrl}/metrics`)).text();
-  const out: Sample[] = [];
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m) continue;
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
-    out.push({ name: m[1]!, labels, value: Number(m[3]) });
-  }
-  return out;
-}
-
-/** Sum of the samples of `name` whose labels include `match`. */
-export function sum(samples: Sample[], name: string, match: Record<string, string> = {}): number {
-  return samples.filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
-}
+// /metrics, to count what the gate decided: test/helpers/prom.ts.
+export { metrics, total as sum, type Sample } from '../helpers/prom.js';

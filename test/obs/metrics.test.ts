@@ -6,7 +6,7 @@ import { buildApp, type TestApp } from '../helpers/app.js';
 import { startJwksServer, type JwksServer } from '../helpers/jwks-server.js';
 import { freePort } from '../helpers/net.js';
 import { AUDIENCE, ISSUER, jwks, makeKey, sign, type TestKey } from '../helpers/tokens.js';
-import { parseMetrics, scrape, total } from './prom.js';
+import { parseMetrics, scrape, total } from '../helpers/prom.js';
 
 let key: TestKey;
 let jwksServer: JwksServer;

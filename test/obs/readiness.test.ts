@@ -6,7 +6,7 @@ import { forward, startGate, type RunningGate } from '../helpers/gate.js';
 import { startJwksServer, type JwksServer } from '../helpers/jwks-server.js';
 import { startOwnRedis, type OwnRedis } from '../helpers/redis.js';
 import { AUDIENCE, ISSUER, jwks, makeKey, sign, type TestKey } from '../helpers/tokens.js';
-import { parseMetrics, total } from './prom.js';
+import { parseMetrics, total } from '../helpers/prom.js';
 
 const COMBOS = [
   ['memory', 'allow'],

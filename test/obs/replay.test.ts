@@ -5,7 +5,7 @@ import { ReplayCache } from '../../src/http/replay.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { buildApp, type TestApp } from '../helpers/app.js';
 import { AUDIENCE, ISSUER, jwks, makeKey, sign, type TestKey } from '../helpers/tokens.js';
-import { scrape, total } from './prom.js';
+import { scrape, total } from '../helpers/prom.js';
 
 let key: TestKey;
 let app: TestApp;

@@ -28,3 +28,8 @@ export function total(samples: Sample[], name: string, match: Record<string, str
 export async function scrape(app: { deps: { metrics: { registry: { metrics(): Promise<string> } } } }): Promise<Sample[]> {
   return parseMetrics(await app.deps.metrics.registry.metrics());
 }
+
+/** The metrics a running gate serves on its admin listener. */
+export async function metrics(adminUrl: string): Promise<Sample[]> {
+  return parseMetrics(await (await fetch(`${adminUrl}/metrics`)).text());
+}
