@@ -153,6 +153,8 @@ interface Scenario {
   countRedis?: boolean;
   /** Adds conflict.idempotency: POST /api/orders with require: true. */
   idempotency?: boolean;
+  /** Every gate and rule in shadow (Rolling out, step 1): the cost of shadow against `e`. */
+  shadow?: boolean;
 }
 
 const HIGH_LIMIT = '[{ name: all, limit: 1000000000, window: 60s }]';
@@ -166,6 +168,7 @@ function scenarios(tokens: string[]): Scenario[] {
     { id: 'c429', title: 'deny 429 over limit (Redis, log info)', logLevel: 'info', redis: 'up', rules: '[{ name: tight, limit: 1, window: 3600s }]', conflict: false, requests: authOnly(tokens, '/api/orders/1'), expect: [200, 429], countRedis: true },
     { id: 'd', title: 'Redis down: mix, fail modes memory/allow', logLevel: 'warn', redis: 'down', rules: HIGH_LIMIT, conflict: true, requests: orderMix(tokens), expect: [200] },
     { id: 'e', title: 'conflict mix 80/20, all three gates', logLevel: 'warn', redis: 'up', rules: HIGH_LIMIT, conflict: true, requests: orderMix(tokens), expect: [200], target: { ratio: 0.45, p99: 5 }, countRedis: true },
+    { id: 'es', title: 'conflict mix 80/20, everything in shadow', logLevel: 'warn', redis: 'up', rules: HIGH_LIMIT, conflict: true, shadow: true, requests: orderMix(tokens), expect: [200], countRedis: true },
     { id: 'ei', title: 'mix 80/10/10 + Idempotency-Key on POSTs', logLevel: 'warn', redis: 'up', rules: HIGH_LIMIT, conflict: true, idempotency: true, requests: orderMixIdempotent(tokens), expect: [200], countRedis: true },
   ];
 }
@@ -180,11 +183,13 @@ auth:
   audience: "${AUDIENCE}"
   algorithms: [ES256]
   requireScopes:
-${s.conflict ? '    - { methods: [PUT, POST, PATCH, DELETE], path: "/api/orders/*", scopes: ["orders:write"] }\n' : '    []\n'}rateLimit:
+${s.conflict ? `    - { methods: [PUT, POST, PATCH, DELETE], path: "/api/orders/*", scopes: ["orders:write"]${s.shadow ? ', mode: shadow' : ''} }\n` : '    []\n'}rateLimit:
   onStoreError: memory
+  mode: ${s.shadow ? 'shadow' : 'enforce'}
   rules: ${s.rules}
 conflict:
   onStoreError: allow
+  mode: ${s.shadow ? 'shadow' : 'enforce'}
   resources:${s.conflict ? '\n    - { path: "/api/orders/:id", key: "orders:{id}", require: if-match }' : ' []'}${s.idempotency ? '\n  idempotency:\n    - { methods: [POST], path: "/api/orders", require: true, inFlight: 30s, ttl: 10m }' : ''}
 `.replace('requireScopes:\n    []', 'requireScopes: []');
 }
@@ -358,7 +363,7 @@ async function main(): Promise<void> {
       console.log(`  ratio gate/bare: ${ratio} req/s, ${cpuRatio} by cpu per request${r.verdict ? `  ${r.verdict}` : ''}`);
       if (r.redis) {
         console.log(`  redis (INFO commandstats, measured run): ${r.redis.perDecision} commands per decision ${JSON.stringify(r.redis.perDecisionByCommand)}`);
-        if (trace) console.log(`  redis (MONITOR, ${trace.decisions} decisions): ${trace.roundTripsPerDecision} round trips + ${trace.scriptCommandsPerDecision} commands inside Lua per decision ${JSON.stringify(trace.byCommand)}`);
+        if (trace) console.log(`  redis (MONITOR, ${trace.decisions} decisions): ${trace.commandsPerDecision} commands sent + ${trace.scriptCommandsPerDecision} commands inside Lua per decision ${JSON.stringify(trace.byCommand)}`);
       }
       if (r.unexpected) console.log(`  warning: unexpected answers ${JSON.stringify(r.unexpected)}`);
       if (profDir) {
@@ -414,7 +419,7 @@ async function main(): Promise<void> {
   for (const r of results) {
     if (!r.redis) continue;
     const t = r.redis.trace;
-    console.log(`redis per decision [${r.id}]: ${r.redis.perDecision} commands (commandstats)${t ? `; ${t.roundTripsPerDecision} round trips + ${t.scriptCommandsPerDecision} inside Lua (MONITOR) ${JSON.stringify(t.byCommand)}` : ''}`);
+    console.log(`redis per decision [${r.id}]: ${r.redis.perDecision} commands (commandstats)${t ? `; ${t.commandsPerDecision} commands sent + ${t.scriptCommandsPerDecision} inside Lua (MONITOR) ${JSON.stringify(t.byCommand)}` : ''}`);
   }
   if (memory) console.log(`token cache: ${String(memory.tokens)} distinct tokens → final rss ${String(memory.rssMb)} MB, peak ${String(memory.maxRssMb)} MB, heap after GC ${String(memory.heapAfterGcMb)} MB, cache ${String(memory.cachedTokens)}/${String(memory.cacheSize)} entries`);
 

@@ -22,8 +22,8 @@ export function callsDelta(before: Record<string, number>, after: Record<string,
 
 export interface Trace {
   decisions: number;
-  /** Commands the gate sent (one network round trip each, EVALSHA included). */
-  roundTripsPerDecision: number;
+  /** Commands the gate sent, EVALSHA included (a decision sends its commands in one pipeline: one round trip). */
+  commandsPerDecision: number;
   /** Commands run inside Lua scripts (INFO commandstats counts these too). */
   scriptCommandsPerDecision: number;
   byCommand: Record<string, number>;
@@ -55,7 +55,7 @@ export async function traceDecisions(redisUrl: string, n: number, send: (i: numb
   const per = (x: number) => Math.round((x / n) * 1000) / 1000;
   return {
     decisions: n,
-    roundTripsPerDecision: per(top),
+    commandsPerDecision: per(top),
     scriptCommandsPerDecision: per(lua),
     byCommand: Object.fromEntries(Object.entries(byCommand).map(([k, v]) => [k, per(v)])),
   };
