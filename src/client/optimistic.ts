@@ -3,7 +3,7 @@
 
 /** One retry: why the helper sent another request, and how long it waited first. */
 export interface RetryEvent {
-  /** `reread`: the write was stale (412, 409 stale_client_version, 409 write_in_progress), so read again and re-apply;
+  /** `reread`: the write was stale (412, 409 precondition_failed / stale_client_version / write_in_progress), so read again and re-apply;
    *  `resend`: the same write again (409 idempotency_in_flight, 429, 503, a network error);
    *  `read-again`: the read got 429 / 503. */
   kind: 'reread' | 'resend' | 'read-again';
@@ -107,7 +107,7 @@ export class OptimisticWriteError extends Error {
  * | answer to the write | what the helper does |
  * |---|---|
  * | 2xx | done |
- * | 412, 409 `stale_client_version` | read again, re-apply, write again |
+ * | 412, 409 `precondition_failed` (conflict.ifMatchStatus: 409) or `stale_client_version` | read again, re-apply, write again |
  * | 409 `write_in_progress` | wait Retry-After, then read again and re-apply (the lease holder is changing it) |
  * | 409 `idempotency_in_flight`, 429, 503, a network error | wait Retry-After, send the same write again |
  * | anything else | OptimisticWriteError `refused` |
@@ -220,7 +220,8 @@ export async function optimisticWrite<T = unknown>(opts: OptimisticOptions<T>): 
     const problem = res !== null && res.status === 409 ? await problemOf(res) : undefined;
     const code = typeof problem?.code === 'string' ? problem.code : undefined;
     if (res !== null) note(res, code);
-    if (res !== null && (res.status === 412 || code === 'stale_client_version' || code === 'write_in_progress')) {
+    // 409 precondition_failed: the same stale If-Match from a gate configured with conflict.ifMatchStatus: 409.
+    if (res !== null && (res.status === 412 || code === 'precondition_failed' || code === 'stale_client_version' || code === 'write_in_progress')) {
       // Stale: read the new version and apply the change to it (after the lease, when one is held).
       await discard(res);
       stats.rereads++;

@@ -103,6 +103,19 @@ describe('the retry table', () => {
     expect(r.stats.answers).toEqual({ '409 stale_client_version': 1 });
   });
 
+  test('409 precondition_failed (a gate with conflict.ifMatchStatus: 409): read again, like a 412', async () => {
+    script = [read(1, '7'), problem(409, 'precondition_failed', { ETag: '"8"' }), read(5, '8'), ok];
+    const retries: RetryEvent[] = [];
+    const r = await optimisticWrite<{ value: number }>({ url, apply: inc, onRetry: (e) => retries.push(e) });
+    expect(r.response.status).toBe(200);
+    expect(writes().map((w) => [w.body, w.headers['if-match']])).toEqual([
+      ['{"value":2}', '"7"'],
+      ['{"value":6}', '"8"'],
+    ]);
+    expect(retries).toEqual([{ kind: 'reread', status: 409, code: 'precondition_failed', waitMs: 0, attempt: 2 }]);
+    expect(r.stats).toMatchObject({ rereads: 1, answers: { '409 precondition_failed': 1 } });
+  });
+
   test('409 write_in_progress: wait Retry-After (capped, jittered), then read again', async () => {
     script = [read(1, '7'), problem(409, 'write_in_progress', { 'Retry-After': '5' }), read(2, '8'), ok];
     const retries: RetryEvent[] = [];
