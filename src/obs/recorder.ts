@@ -1,4 +1,4 @@
-// One decision, recorded once: its metrics and at most one log line (a denial, a shadowed denial, a sampled allow).
+// One decision, recorded once: its metrics and its log lines (a denial, each shadowed denial, a sampled allow).
 import { DENY, type Deny } from '../core/decision.js';
 import type { Step } from '../core/step.js';
 import { capString, type Logger } from './log.js';
@@ -62,13 +62,13 @@ function stepOf(steps: readonly Step[], d: Deny): Step | undefined {
 /**
  * The one place a decision is counted and logged. A request is one decision, whatever the proxy
  * does with it (a replay of it served from a kept denial is not recorded here), so it gets one
- * count in conflict_gate_decisions_total and at most one log line:
+ * count in conflict_gate_decisions_total and these log lines:
+ * - each denial shadow mode turned into an allow (CONTRACT.md, "Shadow mode"): `"msg":"denied",
+ *   "shadow":true` with that denial's fields, all of the request's shadowed denials in `shadowed`;
  * - a denial: `"msg":"denied"` with the gate, code, status, reason (the problem's detail), the rule
  *   or resource, the client id and IP, the request and trace ids; denials shadowed before it are
- *   listed in `shadowed`;
- * - an allow that shadow mode let through: `"msg":"denied","shadow":true` with the first shadowed
- *   denial's fields and all of them in `shadowed` (CONTRACT.md, "Shadow mode");
- * - another allow: `"msg":"allowed"`, for the sampled fraction `server.logAllows` only.
+ *   listed in `shadowed` (and have their own lines);
+ * - an allow without shadowed denials: `"msg":"allowed"`, for the sampled fraction `server.logAllows` only.
  * Strings are capped by the logger; the query string is never logged (it may carry credentials).
  */
 export class DecisionRecorder {
@@ -93,7 +93,7 @@ export class DecisionRecorder {
     metrics.observeLatency(e.outcome, e.seconds);
     if (e.outcome === 'allow') {
       metrics.decision('allow');
-      if (e.shadowed.length > 0) this.line('denied', e, e.shadowed[0]!, true);
+      if (e.shadowed.length > 0) this.shadowLines(e);
       else {
         const rate = this.allowSample();
         if (rate > 0 && (rate >= 1 || this.random() < rate)) this.line('allowed', e, undefined, false);
@@ -106,7 +106,13 @@ export class DecisionRecorder {
       const rule = stepOf(e.steps, d)?.rule;
       if (rule) metrics.conflictDenial(rule, d.code);
     }
+    this.shadowLines(e);
     this.line('denied', e, d, false);
+  }
+
+  /** CONTRACT.md, "Shadow mode": each shadowed denial is logged as a denial with `"shadow":true`, in gate order. */
+  private shadowLines(e: DecisionEvent): void {
+    for (const s of e.shadowed) this.line('denied', e, s, true);
   }
 
   /** A replay answered from the first call's kept denial: the decision was recorded then. */

@@ -119,6 +119,7 @@ conflict:
   resources:
     - { path: "/api/strict/:id", key: "strict:{id}", require: if-match, mode: enforce }
     - { path: "/api/soft/:id", key: "soft:{id}", require: if-match }
+    - { path: "/api/mixed/:id", key: "mixed:{id}", require: if-match, mode: enforce }
 `));
   });
   afterAll(() => g.stop());
@@ -137,6 +138,19 @@ conflict:
     expect(r.status).toBe(200);
     // both gates' shadowed denials, in gate order
     expect(r.headers.get('x-gate-shadow')).toBe('ratelimit/rate_limited, conflict/precondition_required');
+  });
+
+  test('a shadowed denial before an enforced one is logged as a denial with "shadow":true too', async () => {
+    const h = await bearer('zed', '');
+    await forward(g.url, 'GET', '/api/other', h);
+    const r = await forward(g.url, 'PUT', '/api/mixed/1', h);
+    expect(r.status).toBe(428);
+    const shadowLines = await logLines(g, (l) => l.client === 'zed' && l.shadow === true);
+    expect(shadowLines).toHaveLength(1);
+    expect(shadowLines[0]).toMatchObject({ msg: 'denied', shadow: true, gate: 'ratelimit', code: 'rate_limited', status: 429 });
+    const denials = await logLines(g, (l) => l.client === 'zed' && l.msg === 'denied' && l.shadow === undefined);
+    expect(denials).toHaveLength(1);
+    expect(denials[0]).toMatchObject({ outcome: 'deny', gate: 'conflict', code: 'precondition_required', status: 428 });
   });
 });
 
@@ -166,6 +180,12 @@ conflict:
     expect(await raw.get(`${prefix}ver:{orders:1}`)).toBe('5');
     expect(await metric(g, 'auth', 'insufficient_scope')).toBe(1);
     expect(await metric(g, 'conflict', 'precondition_failed')).toBe(1);
+    // each shadowed denial is logged as a denial with "shadow":true, in gate order
+    const lines = await logLines(g, (l) => l.client === 'xia' && l.shadow === true, 2);
+    expect(lines.map((l) => [l.msg, l.gate, l.code, l.status])).toEqual([
+      ['denied', 'auth', 'insufficient_scope', 403],
+      ['denied', 'conflict', 'precondition_failed', 412],
+    ]);
   });
 
   test('a second writer on a leased resource is allowed, and the lease stays the first one’s', async () => {
