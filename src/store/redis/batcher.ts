@@ -121,8 +121,9 @@ export class Batcher {
       const one: Item = { key: keys[0]!, add: (c) => c.cgIncrMany(keys.length, ...keys, ...args), incr: undefined, resolve: () => undefined, reject: () => undefined, done: false };
       // Its reply settles each increment with its own {consumed, pttl}, or all with its error.
       one.resolve = (v) => {
-        const flat = v as number[];
-        incrs.forEach((item, j) => settle(item, null, [flat[2 * j], flat[2 * j + 1]]));
+        // A reply of any other shape (never seen) fails the increments rather than the process.
+        if (!Array.isArray(v) || v.length !== 2 * incrs.length) return one.reject(NO_REPLY);
+        incrs.forEach((item, j) => settle(item, null, [v[2 * j], v[2 * j + 1]]));
       };
       one.reject = (e) => {
         for (const item of incrs) settle(item, e);
