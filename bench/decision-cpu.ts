@@ -1,6 +1,6 @@
 // CPU per decision without HTTP: the /auth endpoint driven in-process with the realistic mix, so the
 // gate's own cost is measured apart from the socket and scheduler noise of a loopback benchmark.
-//   npx tsx bench/decision-cpu.ts [--config FILE] [--tokens FILE] [--waves 3000] [--concurrency 32]
+//   npx tsx bench/decision-cpu.ts [--config FILE] [--tokens FILE] [--waves 3000] [--concurrency 32] [--cold]
 // Defaults: ../shared/bench-peers' gate config, tokens and mix (80 % GET /api/orders/<n>, 20 % PUT with
 // the current If-Match; BENCH_JWKS names the key set). Redis is the config's (a real one: the store
 // round trips happen, their CPU on the gate's side is counted). Prints µs of CPU per decision, the
@@ -26,6 +26,8 @@ const { values: a } = parseArgs({
     concurrency: { type: 'string', default: '32' },
     rounds: { type: 'string', default: '5' },
     orders: { type: 'string', default: '1000' },
+    // Every decision a token not seen before (TOKENS must hold more than (rounds + 1) × waves × concurrency).
+    cold: { type: 'boolean', default: false },
   },
 });
 process.env.BENCH_JWKS ??= `${CACHE}/keys/out/jwks.json`;
@@ -66,13 +68,14 @@ function request(i: number): HeaderSource {
   if (write) h['if-match'] = `"${version(n)}"`;
   return { get: (name) => h[name], repeated: () => false };
 }
-const calls = Array.from({ length: 20_000 }, (_, i) => request(i));
+const calls = Array.from({ length: a.cold ? tokens.length : 20_000 }, (_, i) => request(i));
 
 const waves = Number(a.waves);
 const conc = Number(a.concurrency);
+let k = 0;
 async function round(): Promise<number> {
   const c0 = process.cpuUsage();
-  let k = 0;
+  if (!a.cold) k = 0;
   for (let w = 0; w < waves; w++) {
     const batch = [];
     for (let j = 0; j < conc; j++) batch.push(endpoint({ headers: calls[k++ % calls.length]!, peer: '127.0.0.1' }));
