@@ -1,7 +1,7 @@
 // One Redis round trip per decision: a checked write's version read travels with its rate-limit point.
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { forward, startGate, type RunningGate } from '../helpers/gate.js';
 import { flushPrefix, SHARED_REDIS_URL, uniquePrefix } from '../helpers/redis.js';
 import { AUDIENCE, ISSUER, jwks, makeKey, sign, type TestKey } from '../helpers/tokens.js';
@@ -45,14 +45,18 @@ const prefix = uniquePrefix('trips');
 const relay = new Relay();
 let key: TestKey;
 let g: RunningGate;
+/** Every gate a test started, stopped after it even when an assertion failed halfway. */
+const started: RunningGate[] = [];
 
 beforeAll(async () => {
   key = await makeKey('ES256');
   await relay.start();
   await raw.set(`${prefix}ver:{orders:42}`, '8');
 });
+afterEach(async () => {
+  for (const s of started.splice(0)) await s.stop();
+});
 afterAll(async () => {
-  await g?.stop();
   await relay.stop();
   await flushPrefix(raw, prefix);
   raw.disconnect();
@@ -71,6 +75,7 @@ conflict:
 `,
     files: { 'jwks.json': JSON.stringify(jwks(key)) },
   });
+  started.push(g);
   for (let i = 0; i < 50 && (await fetch(`${g.url}/readyz?strict=1`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
 }
 
@@ -91,7 +96,6 @@ describe('round trips per decision (the gate → Redis writes, seen by a relay)'
       expect(versionReads[0]).toContain(`${prefix}rl:all:`);
       expect(carrying(`${prefix}rl:all:`)).toHaveLength(1);
     }
-    await g.stop();
   });
 
   test('claim mode: the lease is taken only after the rate limit has granted the point, in a write of its own', async () => {
@@ -106,6 +110,5 @@ describe('round trips per decision (the gate → Redis writes, seen by a relay)'
     const point = relay.writes.findIndex((w) => w.includes(`${prefix}rl:all:`));
     expect(point).toBeGreaterThanOrEqual(0);
     expect(point).toBeLessThan(relay.writes.indexOf(claims[0]!));
-    await g.stop();
   });
 });
