@@ -1,6 +1,7 @@
 // `conflict-gate proxy-config --for traefik|traefik-crd|caddy|nginx --config F`: the proxy's part, generated from the config.
 import { readConfig, type Env } from '../config/read.js';
-import { ALLOW_HEADERS, RATE_LIMIT_HEADERS } from '../core/http.js';
+import { RATE_LIMIT_HEADERS } from '../core/http.js';
+import { upstreamHeaders } from '../http/headers.js';
 import { printIssues, usageError } from './common.js';
 
 /** The proxies `proxy-config` writes for. */
@@ -21,11 +22,6 @@ export interface ProxyConfigInput {
   port: number;
   /** Where the proxy reaches the gate: a URL of /auth (traefik, traefik-crd) or host:port (caddy, nginx). */
   gate?: string;
-}
-
-/** Every header a proxy copies from an allow to the upstream request (Traefik adds the RateLimit pair). */
-export function copiedHeaders(forwardClaims: readonly string[]): string[] {
-  return [...ALLOW_HEADERS, ...forwardClaims];
 }
 
 /** A problem with generating for this proxy (a header nginx cannot name in a variable), or null. */
@@ -54,7 +50,7 @@ const GENERATED = (proxy: Proxy) =>
 
 /** The comment and settings both Traefik forms share; `indent` is the forwardAuth block's indentation. */
 function forwardAuthBody(address: string, forwardClaims: readonly string[], indent: string, quote: boolean): string {
-  const headers = [...copiedHeaders(forwardClaims), ...RATE_LIMIT_HEADERS];
+  const headers = [...upstreamHeaders(forwardClaims), ...RATE_LIMIT_HEADERS];
   const i = indent;
   return [
     `${i}# The gate's /auth on its main port (PORT, default 8080).`,
@@ -110,7 +106,7 @@ function traefikCrd(input: ProxyConfigInput): string {
 
 function caddyfile(input: ProxyConfigInput): string {
   const gate = input.gate ?? `127.0.0.1:${input.port}`;
-  const copied = copiedHeaders(input.forwardClaims);
+  const copied = upstreamHeaders(input.forwardClaims);
   return `# conflict-gate in front of an API with Caddy's forward_auth (written for and tested with 2.6.2).
 # ${GENERATED('caddy')}
 #
@@ -174,7 +170,7 @@ function nginxVar(header: string): string {
 
 function nginxConf(input: ProxyConfigInput): string {
   const gate = input.gate ?? `127.0.0.1:${input.port}`;
-  const copied = copiedHeaders(input.forwardClaims);
+  const copied = upstreamHeaders(input.forwardClaims);
   const width = Math.max(...copied.map((h) => nginxVar(h).length + 1), 20);
   const pad = (s: string, n: number) => s + ' '.repeat(Math.max(1, n - s.length + 1));
   const sets = copied.map((h) => `        auth_request_set ${pad(`$${nginxVar(h)}`, width)}$upstream_http_${h.toLowerCase().replace(/-/g, '_')};`);

@@ -5,7 +5,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { copiedHeaders, proxyConfig, PROXIES, SHIPPED_FORWARD_CLAIMS } from '../../src/cli/proxy-config.js';
+import { proxyConfig, PROXIES, SHIPPED_FORWARD_CLAIMS } from '../../src/cli/proxy-config.js';
+import { upstreamHeaders } from '../../src/http/headers.js';
 import { ALLOW_HEADERS } from '../../src/core/http.js';
 import { runCli } from '../helpers/gate.js';
 import { gateForwardClaimHeaders, readText, yamlDoc } from './files.js';
@@ -50,7 +51,7 @@ test('the shipped files are generated for the forwardClaims of deploy/gate.yaml 
 
 test('the Traefik middleware lists the allow headers, the claim headers and the RateLimit pair, in that order', () => {
   const fa = (yamlDoc('traefik/dynamic.yml').http.middlewares['conflict-gate'] as Record<string, any>).forwardAuth;
-  expect(fa.authResponseHeaders).toEqual([...copiedHeaders(SHIPPED_FORWARD_CLAIMS), 'RateLimit', 'RateLimit-Policy']);
+  expect(fa.authResponseHeaders).toEqual([...upstreamHeaders(SHIPPED_FORWARD_CLAIMS), 'RateLimit', 'RateLimit-Policy']);
 });
 
 describe('options and mistakes', () => {
