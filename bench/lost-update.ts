@@ -6,6 +6,7 @@
 import { createConnection } from 'node:net';
 import { parseArgs } from 'node:util';
 import { describeResult, runLostUpdate, type Mode, type SimResult } from './lib/lost-update-sim.js';
+import { numberOption } from './lib/stats.js';
 
 const { values: f } = parseArgs({
   options: {
@@ -19,16 +20,12 @@ const { values: f } = parseArgs({
   },
 });
 const env = process.env;
-const n = (flag: string | undefined, e: string | undefined, d: number) => {
-  const v = Number(flag ?? e ?? d);
-  return Number.isFinite(v) && v >= 0 ? v : d;
-};
-const clients = n(f.clients, env.LOST_CLIENTS, 20);
-const increments = n(f.increments, env.LOST_INCREMENTS, 25);
-const counters = Math.max(1, n(f.counters, env.LOST_COUNTERS, 3));
-const writeDelayMs = n(f.delay, env.LOST_DELAY_MS, 10);
-const maxAttempts = Math.max(1, n(f.attempts, env.LOST_ATTEMPTS, 500));
-const failEvery = n(f['fail-every'], env.LOST_FAIL_EVERY, 10);
+const clients = numberOption(f.clients, env.LOST_CLIENTS, 20);
+const increments = numberOption(f.increments, env.LOST_INCREMENTS, 25);
+const counters = Math.max(1, numberOption(f.counters, env.LOST_COUNTERS, 3));
+const writeDelayMs = numberOption(f.delay, env.LOST_DELAY_MS, 10);
+const maxAttempts = Math.max(1, numberOption(f.attempts, env.LOST_ATTEMPTS, 500));
+const failEvery = numberOption(f['fail-every'], env.LOST_FAIL_EVERY, 10);
 let store = f.store ?? env.LOST_STORE ?? 'redis://127.0.0.1:6379/0';
 
 function redisAnswers(url: string): Promise<boolean> {

@@ -6,6 +6,7 @@
 // Needs caddy, Redis on 127.0.0.1:6379 and a built dist/ (npm run build).
 import { parseArgs } from 'node:util';
 import { CADDY_BIN, describeOptimistic, runOptimistic } from './lib/optimistic-sim.js';
+import { numberOption } from './lib/stats.js';
 
 const { values: f } = parseArgs({
   options: {
@@ -19,21 +20,17 @@ const { values: f } = parseArgs({
   },
 });
 const env = process.env;
-const n = (flag: string | undefined, e: string | undefined, d: number) => {
-  const v = Number(flag ?? e ?? d);
-  return Number.isFinite(v) && v >= 0 ? v : d;
-};
 if (!CADDY_BIN) {
   console.error('bench:optimistic needs caddy (apt-get install caddy)');
   process.exitCode = 2;
 } else {
   const o = {
-    clients: Math.max(1, n(f.clients, env.OPT_CLIENTS, 16)),
-    increments: Math.max(1, n(f.increments, env.OPT_INCREMENTS, 40)),
-    counters: Math.max(1, n(f.counters, env.OPT_COUNTERS, 4)),
-    writeDelayMs: n(f.delay, env.OPT_DELAY_MS, 5),
-    maxWaitMs: n(f['max-wait'], env.OPT_MAX_WAIT_MS, 100),
-    maxAttempts: Math.max(1, n(f.attempts, env.OPT_ATTEMPTS, 400)),
+    clients: Math.max(1, numberOption(f.clients, env.OPT_CLIENTS, 16)),
+    increments: Math.max(1, numberOption(f.increments, env.OPT_INCREMENTS, 40)),
+    counters: Math.max(1, numberOption(f.counters, env.OPT_COUNTERS, 4)),
+    writeDelayMs: numberOption(f.delay, env.OPT_DELAY_MS, 5),
+    maxWaitMs: numberOption(f['max-wait'], env.OPT_MAX_WAIT_MS, 100),
+    maxAttempts: Math.max(1, numberOption(f.attempts, env.OPT_ATTEMPTS, 400)),
     lease: f.lease ?? env.OPT_LEASE ?? '5s',
   };
   console.log(

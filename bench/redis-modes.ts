@@ -17,18 +17,14 @@ import { startOwnRedis } from '../test/helpers/redis.js';
 import { AUDIENCE, ISSUER, jwks, makeKey, sign } from '../test/helpers/tokens.js';
 import { drive, type AcRequest, type LoadResult } from './lib/load.js';
 import { distStaleness, HAVE_TASKSET, pinProcess, startGateProcess } from './lib/procs.js';
-import { round } from './lib/stats.js';
+import { numberOption, round } from './lib/stats.js';
 
 const { values: f } = parseArgs({ options: { duration: { type: 'string' }, warmup: { type: 'string' }, rounds: { type: 'string' }, connections: { type: 'string' }, only: { type: 'string' } } });
 const env = process.env;
-const num = (flag: string | undefined, e: string | undefined, d: number) => {
-  const v = Number(flag ?? e ?? d);
-  return Number.isFinite(v) && v >= 0 ? v : d;
-};
-const DURATION = num(f.duration, env.MODES_DURATION, 10);
-const WARMUP = num(f.warmup, env.MODES_WARMUP, 3);
-const ROUNDS = Math.max(1, num(f.rounds, env.MODES_ROUNDS, 2));
-const CONNECTIONS = Math.max(1, num(f.connections, env.MODES_CONNECTIONS, 32));
+const DURATION = numberOption(f.duration, env.MODES_DURATION, 10);
+const WARMUP = numberOption(f.warmup, env.MODES_WARMUP, 3);
+const ROUNDS = Math.max(1, numberOption(f.rounds, env.MODES_ROUNDS, 2));
+const CONNECTIONS = Math.max(1, numberOption(f.connections, env.MODES_CONNECTIONS, 32));
 const ONLY = (f.only ?? env.MODES_ONLY ?? 'single,cluster,sentinel').split(',').map((s) => s.trim());
 const SERVER_CPU = '0';
 const LOAD_CPU = '1';

@@ -27,7 +27,7 @@ import { drive, type AcRequest, type LoadResult } from './lib/load.js';
 import { steadyLoad, type SteadyResult } from './lib/steady.js';
 import { distStaleness, HAVE_TASKSET, pinned, pinProcess, ROOT, rssMb, startBare, startGateProcess, startOwnRedisServer, type Proc } from './lib/procs.js';
 import { callsDelta, commandCalls, traceDecisions, type Trace } from './lib/redis-stats.js';
-import { round } from './lib/stats.js';
+import { numberOption, round } from './lib/stats.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -44,16 +44,12 @@ const { values: flags } = parseArgs({
   },
 });
 const env = process.env;
-const num = (flag: string | undefined, envValue: string | undefined, fallback: number) => {
-  const v = Number(flag ?? envValue ?? fallback);
-  return Number.isFinite(v) && v >= 0 ? v : fallback;
-};
-const DURATION = num(flags.duration, env.BENCH_DURATION, 10);
-const WARMUP = num(flags.warmup, env.BENCH_WARMUP, 2);
-const CONNECTIONS = Math.max(1, num(flags.connections, env.BENCH_CONNECTIONS, 32));
+const DURATION = numberOption(flags.duration, env.BENCH_DURATION, 10);
+const WARMUP = numberOption(flags.warmup, env.BENCH_WARMUP, 2);
+const CONNECTIONS = Math.max(1, numberOption(flags.connections, env.BENCH_CONNECTIONS, 32));
 const ONLY = (flags.only ?? env.BENCH_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 const PROFILE = flags.profile === true || env.BENCH_PROFILE === '1';
-const MEMORY_TOKENS = num(flags.tokens, env.BENCH_TOKENS, 1_000_000);
+const MEMORY_TOKENS = numberOption(flags.tokens, env.BENCH_TOKENS, 1_000_000);
 const CORES = availableParallelism();
 const SERVER_CPU = flags['server-cpu'] ?? env.BENCH_SERVER_CPU ?? '0';
 const LOAD_CPU = flags['load-cpu'] ?? env.BENCH_LOAD_CPU ?? (CORES > 1 ? '1' : '0');
@@ -63,7 +59,7 @@ const LOAD_CPU = flags['load-cpu'] ?? env.BENCH_LOAD_CPU ?? (CORES > 1 ? '1' : '
  * each connection sends far less often than a slow answer takes: open loop, no coordinated omission.
  */
 const STEADY = flags.steady === true || env.BENCH_STEADY === '1';
-const STEADY_CONNECTIONS = Math.max(1, num(flags['steady-connections'], env.BENCH_STEADY_CONNECTIONS, 256));
+const STEADY_CONNECTIONS = Math.max(1, numberOption(flags['steady-connections'], env.BENCH_STEADY_CONNECTIONS, 256));
 const CLIENTS = 1000;
 const ORDERS = 8;
 const SEEDED_VERSION = '7';

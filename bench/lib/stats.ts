@@ -26,3 +26,9 @@ export class Samples {
 }
 
 export const round = (x: number, digits = 2): number => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x);
+
+/** A numeric bench option: the flag, else the env variable, else `fallback`; anything not a finite number ≥ 0 is `fallback`. */
+export function numberOption(flag: string | undefined, envValue: string | undefined, fallback: number): number {
+  const v = Number(flag ?? envValue ?? fallback);
+  return Number.isFinite(v) && v >= 0 ? v : fallback;
+}
