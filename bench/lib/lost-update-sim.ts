@@ -20,13 +20,14 @@
 // Claim mode closes the window: at t=1 A's check also takes the lease on v1, so at t=2 B gets 409
 // write_in_progress; the lease ends when A's write publishes v2, and B re-reads v2.
 import { once } from 'node:events';
-import { Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Agent, createServer, request, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Cluster, Redis } from 'ioredis';
 import { readConfigText } from '../../src/config/read.js';
 import { createLogger } from '../../src/obs/log.js';
 import { createDeps, startServer, type RunningServer } from '../../src/server.js';
 import { flushPrefix, uniquePrefix } from '../../test/helpers/redis.js';
+import { sendJson } from './upstream.js';
 
 export type Mode = 'none' | 'gate' | 'claim';
 
@@ -117,18 +118,13 @@ async function startUpstream(o: { ids: string[]; writeDelayMs: number; failEvery
   let applied = 0;
   let declined = 0;
   let received = 0;
-  const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
-    const text = JSON.stringify(body);
-    res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
-    res.end(text);
-  };
   const server: Server = createServer((req, res) => {
     const m = /^\/counters\/([^/?]+)$/.exec(req.url ?? '');
     const counter = m ? counters.get(m[1]!) : undefined;
-    if (!m || !counter) return json(res, 404, { error: 'not found' });
+    if (!m || !counter) return sendJson(res, 404, { error: 'not found' });
     const id = m[1]!;
-    if (req.method === 'GET') return json(res, 200, { id, value: counter.value, version: counter.version }, { ETag: `"${counter.version}"` });
-    if (req.method !== 'PUT') return json(res, 405, { error: 'method not allowed' });
+    if (req.method === 'GET') return sendJson(res, 200, { id, value: counter.value, version: counter.version }, { ETag: `"${counter.version}"` });
+    if (req.method !== 'PUT') return sendJson(res, 405, { error: 'method not allowed' });
     let text = '';
     req.setEncoding('utf8');
     req.on('data', (d: string) => (text += d));
@@ -142,15 +138,15 @@ async function startUpstream(o: { ids: string[]; writeDelayMs: number; failEvery
           declined++;
           // Nothing changed, but a claim-mode lease was taken for this write: give it back.
           await o.publish?.(id, counter.version);
-          return json(res, 503, { error: 'declined' });
+          return sendJson(res, 503, { error: 'declined' });
         }
         // No If-Match check here, on purpose: that is what the gate is in front for.
         counter.value = value;
         counter.version += 1;
         applied++;
         await o.publish?.(id, counter.version);
-        json(res, 200, { id, value: counter.value, version: counter.version }, { ETag: `"${counter.version}"` });
-      })().catch((err: unknown) => json(res, 500, { error: String(err) }));
+        sendJson(res, 200, { id, value: counter.value, version: counter.version }, { ETag: `"${counter.version}"` });
+      })().catch((err: unknown) => sendJson(res, 500, { error: String(err) }));
     });
   });
   server.keepAliveTimeout = 30_000;

@@ -12,7 +12,7 @@
 // The upstream checks nothing, so every increment the gate lets through concurrently with another would be lost;
 // claim mode lets one write per counter through at a time and the helper re-reads after 412 / waits after 409.
 import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { optimisticWrite, OptimisticWriteError, VersionPublisher, type OptimisticStats } from '../../src/client/index.js';
@@ -20,6 +20,7 @@ import { CADDY_BIN, startCaddy, type RunningProxy } from '../../test/e2e/proxies
 import { startGate, type RunningGate } from '../../test/helpers/gate.js';
 import { flushPrefix, SHARED_REDIS_URL, uniquePrefix } from '../../test/helpers/redis.js';
 import { AUDIENCE, ISSUER, jwks, makeKey, sign } from '../../test/helpers/tokens.js';
+import { sendJson } from './upstream.js';
 
 export { CADDY_BIN };
 
@@ -84,11 +85,6 @@ async function startUpstream(ids: string[], writeDelayMs: number, publisher: Ver
   let longestMs = 0;
   let publishFailures = 0;
   let endFailures = 0;
-  const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
-    const text = JSON.stringify(body);
-    res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text), ...headers });
-    res.end(text);
-  };
   const header = (req: IncomingMessage, name: string) => {
     const v = req.headers[name];
     return Array.isArray(v) ? v[0] : v;
@@ -96,10 +92,10 @@ async function startUpstream(ids: string[], writeDelayMs: number, publisher: Ver
   const server: Server = createServer((req, res) => {
     const m = /^\/counters\/([^/?]+)$/.exec(req.url ?? '');
     const counter = m ? counters.get(m[1]!) : undefined;
-    if (!m || !counter) return json(res, 404, { error: 'not found' });
+    if (!m || !counter) return sendJson(res, 404, { error: 'not found' });
     const id = m[1]!;
-    if (req.method === 'GET') return json(res, 200, { id, value: counter.value }, { ETag: `"${counter.version}"` });
-    if (req.method !== 'PUT') return json(res, 405, { error: 'method not allowed' });
+    if (req.method === 'GET') return sendJson(res, 200, { id, value: counter.value }, { ETag: `"${counter.version}"` });
+    if (req.method !== 'PUT') return sendJson(res, 405, { error: 'method not allowed' });
     let text = '';
     req.setEncoding('utf8');
     req.on('data', (d: string) => (text += d));
@@ -137,8 +133,8 @@ async function startUpstream(ids: string[], writeDelayMs: number, publisher: Ver
           if (r === 'ended') ended++;
           else if (r === 'failed') endFailures++;
         }
-        json(res, 200, { id, value: counter.value }, { ETag: `"${version}"` });
-      })().catch((err: unknown) => json(res, 500, { error: String(err) }));
+        sendJson(res, 200, { id, value: counter.value }, { ETag: `"${version}"` });
+      })().catch((err: unknown) => sendJson(res, 500, { error: String(err) }));
     });
   });
   server.keepAliveTimeout = 30_000;
