@@ -9,7 +9,7 @@ import { STORE_DOWN, STORE_NOT_READY, StoreError, type ClaimResult, type ClaimVi
 import { defineIdempotency, IdempotencyOps, sendIdempotency } from './redis-idempotency.js';
 import { Batcher } from './redis/batcher.js';
 import { connect, ONLY_MASTER, type RedisConnection, type RedisTarget } from './redis/connect.js';
-import { classify, replyCode, STORE_TIMEOUT } from './redis/errors.js';
+import { classify, replyCode, STORE_TIMEOUT, within } from './redis/errors.js';
 import { Health } from './redis/health.js';
 import { rlfClient, type RlfClient } from './redis/rlf-client.js';
 import { defineScripts, type ClaimReply, type Commands, type PeekReply, type PublishReply } from './redis/scripts.js';
@@ -195,13 +195,7 @@ export class RedisStore implements VersionStore {
 
   /** A command outside the batcher (a MULTI), under the same deadline. */
   private direct<T>(op: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    return Promise.race([
-      op(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(STORE_TIMEOUT), this.commandTimeoutMs);
-      }),
-    ]).finally(() => clearTimeout(timer));
+    return within(op(), this.commandTimeoutMs);
   }
 
   /**

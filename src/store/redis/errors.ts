@@ -4,6 +4,13 @@ import { STORE_NOT_READY, StoreError } from '../port.js';
 
 /** One instance per outcome: an outage must not cost an Error (and its stack) per request. */
 export const STORE_TIMEOUT = new StoreError('timeout', 'store command timed out');
+
+/** `p`, or a rejection with `error` after `ms` (the timer is cleared either way). */
+export function within<T>(p: Promise<T>, ms: number, error: Error = STORE_TIMEOUT): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(error), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
 const OTHER = new StoreError('other', 'store error');
 const SCRIPT = new StoreError('script', 'store script error');
 

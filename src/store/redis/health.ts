@@ -1,5 +1,6 @@
 // Per-master health: who answers, who is known down or hung (the hot path skips those), and each one's clock.
 import type { RedisConnection } from './connect.js';
+import { within } from './errors.js';
 
 /** Probe period while every master answers, and while one does not (so recovery is seen within this). */
 const PROBE_EVERY_MS = 1000;
@@ -129,12 +130,8 @@ export class Health {
       return Promise.resolve(false);
     }
     const sent = Date.now();
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(PROBE_TIMEOUT), this.probeTimeoutMs);
-    });
-    const checks = this.conn.stillMaster ? Promise.all([target.time(), this.conn.stillMaster()]) : target.time().then((t) => [t, true] as const);
-    s.probing = Promise.race([checks, deadline]).then(
+    const checks: Promise<readonly [unknown, boolean]> = this.conn.stillMaster ? Promise.all([target.time(), this.conn.stillMaster()]) : target.time().then((t) => [t, true] as const);
+    s.probing = within(checks, this.probeTimeoutMs, PROBE_TIMEOUT).then(
       ([t, master]) => {
         const received = Date.now();
         if (!master) {
@@ -152,7 +149,6 @@ export class Health {
         return false;
       },
     ).finally(() => {
-      clearTimeout(timer);
       s.probing = undefined;
     });
     return s.probing;

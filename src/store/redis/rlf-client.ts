@@ -1,6 +1,6 @@
 // What rate-limiter-flexible's RateLimiterRedis sees as its ioredis client: a facade over the store's connection.
 import type { Batcher } from './batcher.js';
-import { STORE_TIMEOUT } from './errors.js';
+import { within } from './errors.js';
 import type { Client } from './connect.js';
 import { RLF_INCR_LUA } from './scripts.js';
 
@@ -54,10 +54,4 @@ export function rlfClient(client: Client, batcher: Batcher, timeoutMs: number): 
       return m;
     },
   };
-}
-
-/** `p`, or STORE_TIMEOUT after `ms`. */
-function within<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(STORE_TIMEOUT), ms)))]).finally(() => clearTimeout(timer));
 }
