@@ -142,8 +142,8 @@ export function decideAuth(outcome: VerifyOutcome, requiredScopes: readonly stri
     });
   }
   const claims = outcome.claims;
-  const rawId = claims[policy.clientIdClaim];
-  if ((typeof rawId !== 'string' || rawId === '') && typeof rawId !== 'number') {
+  const clientId = clientIdOf(claims, policy);
+  if (clientId === null) {
     const reason = `token has no ${policy.clientIdClaim} claim`;
     return deny('auth', 'invalid_token', `The bearer token was rejected: ${reason}.`, {
       headers: { 'WWW-Authenticate': `Bearer realm="${policy.realm}", error="invalid_token", error_description="${quoted(reason)}"` },
@@ -164,5 +164,11 @@ export function decideAuth(outcome: VerifyOutcome, requiredScopes: readonly stri
     'X-Auth-Scopes': headerList(scopes),
   };
   for (const [header, claim] of policy.forwardClaims) headers[header] = claimHeaderValue(claims[claim]);
-  return { kind: 'allow', identity: { clientId: String(rawId), claims }, headers };
+  return { kind: 'allow', identity: { clientId, claims }, headers };
+}
+
+/** The caller's id: the clientIdClaim's value when it is a non-empty string or a number, else null. */
+export function clientIdOf(claims: Claims, policy: Pick<AuthPolicy, 'clientIdClaim'>): string | null {
+  const raw = claims[policy.clientIdClaim];
+  return (typeof raw === 'string' && raw !== '') || typeof raw === 'number' ? String(raw) : null;
 }

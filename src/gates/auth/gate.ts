@@ -3,7 +3,7 @@ import type { CompiledAuth, ScopeRule } from '../../config/compile.js';
 import type { RequestFacts } from '../../core/forwarded.js';
 import { routeMatches } from '../../core/routes.js';
 import { withMode, type Caller, type Seen, type Step } from '../../core/step.js';
-import { anonymousHeaders, bearerToken, decideAuth, missingToken, scopesOf, type AuthPolicy, type Claims, type VerifyOutcome } from './decide.js';
+import { anonymousHeaders, bearerToken, clientIdOf, decideAuth, missingToken, scopesOf, type AuthPolicy, type Claims, type VerifyOutcome } from './decide.js';
 import type { TokenVerifier } from './verify.js';
 
 const ANONYMOUS: Caller = Object.freeze({ clientId: null, claims: null });
@@ -119,8 +119,7 @@ export class AuthGate {
     if (enforced.kind === 'deny') {
       if (outcome.kind !== 'valid') return { step: { gate: 'auth', rule, mode: 'enforce', decision: enforced, seen: { token: 'invalid' } }, caller: ANONYMOUS };
       // A valid token without a required scope: the caller is known (logs and the console name it).
-      const id = outcome.claims[this.cfg.clientIdClaim];
-      const caller: Caller = { clientId: typeof id === 'string' || typeof id === 'number' ? String(id) : null, claims: outcome.claims };
+      const caller: Caller = { clientId: clientIdOf(outcome.claims, this.policy), claims: outcome.claims };
       const seen: Seen = { token: 'valid', client: caller.clientId, scopes: scopesOf(outcome.claims).join(' '), required: scopes.enforced.join(' ') };
       return { step: { gate: 'auth', rule, mode: 'enforce', decision: enforced, seen }, caller };
     }
