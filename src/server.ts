@@ -3,8 +3,6 @@ import { getRequestListener } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-
-type ServerType = Server;
 import type { Compiled } from './config/compile.js';
 import type { ConfigIssue, ReadResult } from './config/read.js';
 import type { ForwardedOptions } from './core/forwarded.js';
@@ -242,17 +240,17 @@ export async function withIpv4Fallback<T>(listenAt: (host: string) => Promise<T>
   }
 }
 
-/** A listener that could not start says which one it was (`cannot listen on [::]:9090 (the admin listener, ADMIN_PORT)`). */
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
-function listen(handler: Handler, port: number, host: string, firstByteMs: number, dualStack: boolean, listener: string): Promise<ServerType> {
+/** A listener that could not start says which one it was (`cannot listen on [::]:9090 (the admin listener, ADMIN_PORT)`). */
+function listen(handler: Handler, port: number, host: string, firstByteMs: number, dualStack: boolean, listener: string): Promise<Server> {
   return withIpv4Fallback((h) => listenOn(handler, port, h, firstByteMs), host, dualStack).catch((err: unknown) => {
     if (err && typeof err === 'object') (err as { listener?: string }).listener = listener;
     throw err;
   });
 }
 
-function listenOn(handler: Handler, port: number, host: string, firstByteMs: number): Promise<ServerType> {
+function listenOn(handler: Handler, port: number, host: string, firstByteMs: number): Promise<Server> {
   return new Promise((resolve, reject) => {
     const server = createServer({ keepAliveTimeout: KEEP_ALIVE_MS, headersTimeout: HEADERS_TIMEOUT_MS }, handler);
     server.listen(port, host, () => resolve(server));
@@ -275,7 +273,7 @@ export async function startServer(deps: Deps, opts: AppOptions): Promise<Running
   const honoHandler = (app: Hono<any>): Handler => getRequestListener(app.fetch) as Handler;
   const { port, adminPort, metricsPort, host, dualStack, idleTimeoutMs } = deps.compiled.server;
   deps.verifier.start();
-  const servers: ServerType[] = [];
+  const servers: Server[] = [];
   try {
     servers.push(await listen(gateListener, port, host, idleTimeoutMs, dualStack, 'the main listener, PORT'));
     servers.push(await listen(honoHandler(admin), adminPort, host, idleTimeoutMs, dualStack, 'the admin listener, ADMIN_PORT'));
@@ -285,8 +283,8 @@ export async function startServer(deps: Deps, opts: AppOptions): Promise<Running
     for (const s of servers) s.close();
     throw err;
   }
-  const [main, adminServer, metricsServer] = servers as [ServerType, ServerType, ServerType | undefined];
-  const portOf = (s: ServerType) => (s.address() as AddressInfo).port;
+  const [main, adminServer, metricsServer] = servers as [Server, Server, Server | undefined];
+  const portOf = (s: Server) => (s.address() as AddressInfo).port;
   let closing: Promise<void> | undefined;
   return {
     port: portOf(main),
