@@ -394,18 +394,23 @@ export class TokenVerifier {
    * promise. The same object is returned for every hit on one entry (callers may memoize on it).
    */
   cached(token: string): Claims | undefined {
-    const hit = this.cache.get(cacheKey(token));
-    if (hit === undefined || hit.token !== token || this.opts.now() >= hit.untilMs) return undefined;
+    const hit = this.entry(cacheKey(token), token);
+    if (hit === undefined || this.opts.now() >= hit.untilMs) return undefined;
     this.counts.cacheHits++;
     return hit.claims;
+  }
+
+  /** The cache entry under `key` when it is this very token (expired or not). */
+  private entry(key: string, token: string): CacheEntry | undefined {
+    const found = this.cache.get(key);
+    return found !== undefined && found.token === token ? found : undefined;
   }
 
   /** Verifies a token (compact JWS). Never throws. */
   verify(token: string): Promise<VerifyOutcome> {
     const now = this.opts.now();
     const key = cacheKey(token);
-    const found = this.cache.get(key);
-    const hit = found !== undefined && found.token === token ? found : undefined;
+    const hit = this.entry(key, token);
     if (hit !== undefined) {
       if (now < hit.untilMs) {
         this.counts.cacheHits++;
