@@ -155,6 +155,28 @@ describe('window reset', () => {
   });
 });
 
+describe('IPv6 clients on a public route: one bucket per rateLimit.ipv6Subnet prefix', () => {
+  const from = (ip: string) => ({ 'X-Forwarded-For': ip });
+
+  test('default /64: two addresses of one /64 share a bucket; the next /64 has its own', async () => {
+    const app = await gateWith('    - { name: pub, path: "/public/*", limit: 1, window: 60s }');
+    await ready(app);
+    expect((await app.auth('GET', '/public/doc', from('2001:db8:1:2::1'))).status).toBe(200);
+    expect((await app.auth('GET', '/public/doc', from('2001:db8:1:2:ffff:ffff:ffff:fffe'))).status).toBe(429);
+    expect((await app.auth('GET', '/public/doc', from('2001:db8:1:3::1'))).status).toBe(200);
+    await app.close();
+  });
+
+  test('ipv6Subnet: 128 keys each address on its own', async () => {
+    const app = await gateWith('    - { name: pub, path: "/public/*", limit: 1, window: 60s }', '  ipv6Subnet: 128');
+    await ready(app);
+    expect((await app.auth('GET', '/public/doc', from('2001:db8:1:2::1'))).status).toBe(200);
+    expect((await app.auth('GET', '/public/doc', from('2001:db8:1:2::2'))).status).toBe(200);
+    expect((await app.auth('GET', '/public/doc', from('2001:db8:1:2::1'))).status).toBe(429);
+    await app.close();
+  });
+});
+
 describe('no rule matched', () => {
   test('no RateLimit headers and no counter', async () => {
     const app = await gateWith('    - { name: only-api, path: "/api/*", limit: 1, window: 60s }');
