@@ -8,6 +8,13 @@ export interface LimiterOptions {
   blocked?: BlockedKeys;
   /** Throws (a StoreError) when the store must not be asked now (known down): the fail mode applies at once. */
   guard?: (client: string) => void;
+  /**
+   * consume()'s round trip without rate-limiter-flexible's promise layers around it (the Redis
+   * store's RlfClient#consumeOne: the same script and arguments RateLimiterRedis#consume sends).
+   * Resolves to `[consumed, pttlMs]`, read as RateLimiterRedis reads it. Saves ~2.5 µs of CPU and
+   * ~1 KB of garbage per decision (bench/decision-cpu.ts).
+   */
+  increment?: (client: string) => Promise<[consumed: number, pttlMs: number]>;
 }
 
 /**
@@ -16,17 +23,29 @@ export interface LimiterOptions {
  * `fault` (which throws a StoreError).
  */
 export function limiterOf(rlf: RateLimiterAbstract, points: number, durationS: number, fault: (err: unknown) => never, opts: LimiterOptions = {}): Limiter {
-  const { blocked, guard } = opts;
+  const { blocked, guard, increment } = opts;
   return {
     consume: async (client) => {
       const ms = blocked?.remainingMs(client) ?? 0;
       if (ms > 0) return { kind: 'limited', resetMs: ms };
       guard?.(client);
+      if (increment) {
+        let consumed: number, pttlMs: number;
+        try {
+          [consumed, pttlMs] = await increment(client);
+        } catch (err) {
+          return fault(err);
+        }
+        if (consumed <= points) return { kind: 'allowed', remaining: points - consumed, resetMs: pttlMs };
+        blocked?.block(client, pttlMs);
+        return { kind: 'limited', resetMs: pttlMs };
+      }
       try {
         return allowed(await rlf.consume(client, 1));
       } catch (err) {
         if (err instanceof RateLimiterRes) {
-          // Over the limit until the window ends: later calls in this window need no round trip.
+          // Over the limit until the window ends: later calls in this window need no round trip
+          // (also above, for an increment).
           blocked?.block(client, err.msBeforeNext);
           return { kind: 'limited', resetMs: err.msBeforeNext };
         }

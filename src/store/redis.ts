@@ -318,6 +318,7 @@ export class RedisStore implements VersionStore {
           const refused = this.refusal(rlf.getKey(client));
           if (refused) throw refused;
         },
+        increment: (client) => this.rlf.consumeOne(rlf.getKey(client), spec.points, spec.durationS),
       },
     );
   }

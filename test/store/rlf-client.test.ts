@@ -76,6 +76,26 @@ describe('rate-limiter-flexible through the store facade (src/store/redis/rlf-cl
     expect(calls.filter((c) => c[0] === 'rlflxIncr')).toEqual([]);
   });
 
+  test("consumeOne (the gate's consume, without rate-limiter-flexible's promise layers) counts on the key RateLimiterRedis counts on, as its consume would", async () => {
+    await new Promise<void>((r) => (conn.ready() ? r() : conn.client.once('ready', () => r())));
+    const facade = rlfClient(conn.client, batcher, 1000);
+    const rlf = new RateLimiterRedis({ storeClient: facade, keyPrefix: `${prefix}one`, points: 2, duration: 60, rejectIfRedisNotReady: true });
+    const key = rlf.getKey('c:bob');
+    const [first, ttl] = await facade.consumeOne(key, 2, 60);
+    expect(first).toBe(1);
+    expect(ttl).toBeGreaterThan(59_000);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+    expect(await rlf.consume('c:bob', 1)).toMatchObject({ consumedPoints: 2, remainingPoints: 0 });
+    expect((await facade.consumeOne(key, 2, 60))[0]).toBe(3);
+    await expect(rlf.consume('c:bob', 1)).rejects.toMatchObject({ consumedPoints: 4 });
+    // The window was set once, by the first increment (SET NX EX), and is not extended.
+    expect(await conn.client.pttl(key)).toBeLessThanOrEqual(ttl);
+    // Not connected: refused as RateLimiterRedis refuses (rejectIfRedisNotReady), without a call.
+    const down = rlfClient(Object.assign(Object.create(conn.client) as typeof conn.client, { status: 'reconnecting' }), batcher, 1000);
+    await expect(down.consumeOne(key, 2, 60)).rejects.toThrow('Redis connection is not ready');
+    expect(await conn.client.get(key)).toBe('4');
+  });
+
   test('the increments of one event-loop turn go to Redis as one cgIncrMany call, with the answers one call each would give', async () => {
     await new Promise<void>((r) => (conn.ready() ? r() : conn.client.once('ready', () => r())));
     // MONITOR: script calls (not the commands they run) on this test's keys; the shared Redis serves other files meanwhile.

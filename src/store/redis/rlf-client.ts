@@ -26,7 +26,16 @@ export interface RlfClient {
   defineCommand(name: string, def: { numberOfKeys: number; lua: string }): void;
   rlflxIncr(args: string[]): Promise<unknown>;
   multi(): unknown;
+  /**
+   * Ours, not rate-limiter-flexible's: the increment RateLimiterRedis#consume(key, 1) sends (its
+   * readiness check, then rlflxIncr with its arguments), for the gate's consume, which reads the
+   * reply as RateLimiterRedis does (store/limiter.ts) without its four promise layers around it.
+   */
+  consumeOne(rlKey: string, points: number, durationS: number): Promise<[consumed: number, pttlMs: number]>;
 }
+
+/** RateLimiterRedis#_upsert's refusal when the client is not connected (rejectIfRedisNotReady). */
+const NOT_READY = 'Redis connection is not ready';
 
 /**
  * Each rlflxIncr goes through the batcher (one pipeline per master per event-loop turn, under the
@@ -46,6 +55,12 @@ export function rlfClient(client: Client, batcher: Batcher, timeoutMs: number): 
       client.defineCommand(name, def);
     },
     rlflxIncr: (args) => batcher.run(args[0]!, (c) => c.rlflxIncr(args), mergeable ? args : undefined),
+    consumeOne: (rlKey, points, durationS) => {
+      if (client.status !== 'ready') return Promise.reject(new Error(NOT_READY));
+      const sec = String(durationS);
+      const args = [rlKey, '1', sec, String(points), sec];
+      return batcher.run(rlKey, (c) => c.rlflxIncr(args), mergeable ? args : undefined);
+    },
     multi: () => {
       // Outside the batcher: its exec() gets the same deadline as every other store call.
       const m = client.multi();
