@@ -45,6 +45,23 @@ function packageVersion(): string {
   }
 }
 
+/**
+ * A per-request count kept as a plain number and added to its prom-client counter when the counter
+ * is read (its collect hook): prom-client's inc() hashes the labels into a fresh string on every
+ * call, which on /auth's path was a string and a closure per request for each counter.
+ */
+class Tally {
+  n = 0;
+
+  constructor(private readonly child: Counter.Internal) {}
+
+  flush(): void {
+    if (this.n === 0) return;
+    this.child.inc(this.n);
+    this.n = 0;
+  }
+}
+
 export class Metrics {
   readonly registry = new Registry();
   private readonly decisions: Counter<'outcome' | 'gate' | 'code'>;
@@ -82,6 +99,9 @@ export class Metrics {
       help: 'Answers to /auth: outcome allow (gate and code empty) or deny (the gate and code that denied). A replay served from a kept denial is not a decision.',
       labelNames: ['outcome', 'gate', 'code'],
       registers,
+      collect() {
+        self.flushTallies(this);
+      },
     });
     this.shadow = new Counter({ name: `${PREFIX}shadow_denials_total`, help: 'Denials that shadow mode turned into allows, by gate and code.', labelNames: ['gate', 'code'], registers });
     this.latency = new Histogram({
@@ -96,6 +116,9 @@ export class Metrics {
       help: 'Requests a rate-limit rule applied to, by how they ended: allowed (the request was let through), denied_later (the rule let it through, a later gate refused it), limited (429), shadow_limited (over the limit, let through by shadow mode), store_error (the store failed and onStoreError decided).',
       labelNames: ['rule', 'outcome'],
       registers,
+      collect() {
+        self.flushTallies(this);
+      },
     });
     this.insurance = new Counter({ name: `${PREFIX}ratelimit_insurance_total`, help: 'Rate-limit answers the per-replica in-memory limiter gave while the store was down.', labelNames: ['rule'], registers });
     this.conflict = new Counter({ name: `${PREFIX}conflict_denials_total`, help: 'Writes the conflict gate refused, by resource rule (its path pattern) and code.', labelNames: ['rule', 'code'], registers });
@@ -210,27 +233,42 @@ export class Metrics {
     child.inc();
   }
 
-  /** The child of a two-label counter, found without building a key (the per-request counters). */
-  private child2(cache: Map<string, Map<string, Counter.Internal>>, counter: Counter<string>, a: string, b: string): Counter.Internal {
+  /** The tallies of the per-request counters, by counter (flushed by its collect hook). */
+  private readonly tallies = new Map<Counter<string>, Tally[]>();
+
+  private flushTallies(counter: Counter<string>): void {
+    for (const t of this.tallies.get(counter) ?? []) t.flush();
+  }
+
+  private tally(counter: Counter<string>, ...labels: string[]): Tally {
+    const t = new Tally(counter.labels(...labels));
+    const list = this.tallies.get(counter);
+    if (list) list.push(t);
+    else this.tallies.set(counter, [t]);
+    return t;
+  }
+
+  /** The tally of a two-label counter, found without building a key (the per-request counters). */
+  private tally2(cache: Map<string, Map<string, Tally>>, counter: Counter<string>, a: string, b: string): Tally {
     let byB = cache.get(a);
     if (!byB) cache.set(a, (byB = new Map()));
-    let child = byB.get(b);
-    if (!child) byB.set(b, (child = counter.labels(a, b)));
-    return child;
+    let t = byB.get(b);
+    if (!t) byB.set(b, (t = this.tally(counter, a, b)));
+    return t;
   }
-  private readonly denyChildren = new Map<string, Map<string, Counter.Internal>>();
-  private readonly rateLimitChildren = new Map<string, Map<string, Counter.Internal>>();
-  private allowChild: Counter.Internal | undefined;
+  private readonly denyTallies = new Map<string, Map<string, Tally>>();
+  private readonly rateLimitTallies = new Map<string, Map<string, Tally>>();
+  private allowTally: Tally | undefined;
 
   /** One answered /auth request: an allow (gate and code empty), or the denial that answered it. */
   decision(outcome: 'allow' | 'deny', gate = '', code = ''): void {
-    if (outcome === 'allow') (this.allowChild ??= this.decisions.labels('allow', '', '')).inc();
+    if (outcome === 'allow') (this.allowTally ??= this.tally(this.decisions, 'allow', '', '')).n++;
     else {
-      let byCode = this.denyChildren.get(gate);
-      if (!byCode) this.denyChildren.set(gate, (byCode = new Map()));
-      let child = byCode.get(code);
-      if (!child) byCode.set(code, (child = this.decisions.labels('deny', gate, code)));
-      child.inc();
+      let byCode = this.denyTallies.get(gate);
+      if (!byCode) this.denyTallies.set(gate, (byCode = new Map()));
+      let t = byCode.get(code);
+      if (!t) byCode.set(code, (t = this.tally(this.decisions, 'deny', gate, code)));
+      t.n++;
     }
   }
 
@@ -244,7 +282,7 @@ export class Metrics {
 
   /** How a request a rate-limit rule applied to ended (once per request, never for explain). */
   rateLimitDecision(rule: string, outcome: RateLimitOutcome): void {
-    this.child2(this.rateLimitChildren, this.rateLimit, rule, outcome).inc();
+    this.tally2(this.rateLimitTallies, this.rateLimit, rule, outcome).n++;
   }
 
   insuranceUsed(rule: string): void {
