@@ -1,5 +1,6 @@
 // The nginx replay protocol: a marked first call's denial, kept for the proxy's second call, which gets the same answer at no cost.
 import { createHash } from 'node:crypto';
+import { makeRoom } from '../core/bounded.js';
 import { R } from '../core/http.js';
 import type { HeaderSource } from '../core/forwarded.js';
 import type { ProblemResponse } from '../core/problem.js';
@@ -51,12 +52,8 @@ export class ReplayCache {
 
   /** Keeps a denial; resolves once it is in the store too when `shared`, else at once (undefined). */
   remember(requestId: string, fingerprint: string, res: ProblemResponse, shared: boolean): Promise<void> | undefined {
-    while (this.local.size >= this.maxLocal) {
-      const oldest = this.local.keys().next().value;
-      if (oldest === undefined) break;
-      this.local.delete(oldest);
-    }
     this.local.delete(requestId);
+    makeRoom(this.local, this.maxLocal);
     this.local.set(requestId, { fingerprint, res, untilMs: this.now() + this.ttlMs });
     if (!shared) return undefined;
     const value = JSON.stringify({ f: fingerprint, s: res.status, h: res.headers, b: res.body });

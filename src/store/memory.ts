@@ -1,5 +1,6 @@
 // In-memory store (dev mode, `store.url: memory`, and the tests' fake-clock twin of redis.ts).
 import { RateLimiterMemory } from 'rate-limiter-flexible';
+import { makeRoom } from '../core/bounded.js';
 import { isPublishAllowed } from '../core/versions.js';
 import { keyLayout } from './keys.js';
 import type { ClaimResult, ClaimView, IdempotencyBegin, IdempotencyEnd, IdempotencyRecord, Limiter, LimiterSpec, LimitResult, PublishResult, StoreHealth, VersionStore } from './port.js';
@@ -104,11 +105,7 @@ export class MemoryStore implements VersionStore {
   async beginIdempotent(scope: string, fingerprint: string, token: string, inFlightMs: number, ttlMs: number): Promise<IdempotencyBegin> {
     const r = this.idem(scope);
     if (r) return { kind: 'exists', record: this.view(r) };
-    while (this.idempotent.size >= MAX_IDEMPOTENT) {
-      const oldest = this.idempotent.keys().next().value;
-      if (oldest === undefined) break;
-      this.idempotent.delete(oldest);
-    }
+    makeRoom(this.idempotent, MAX_IDEMPOTENT);
     const now = this.now();
     this.idempotent.set(scope, { fingerprint, token, inFlightUntil: now + inFlightMs, untilMs: now + ttlMs });
     return { kind: 'recorded' };
@@ -145,12 +142,8 @@ export class MemoryStore implements VersionStore {
 
   async remember(id: string, value: string, ttlMs: number): Promise<void> {
     // Bounded: entries are inserted in time order, so the oldest go first (expired or not).
-    while (this.kept.size >= MAX_KEPT) {
-      const oldest = this.kept.keys().next().value;
-      if (oldest === undefined) break;
-      this.kept.delete(oldest);
-    }
     this.kept.delete(id);
+    makeRoom(this.kept, MAX_KEPT);
     this.kept.set(id, { value, untilMs: this.now() + ttlMs });
   }
 

@@ -2,6 +2,7 @@
 // itself checked synchronously by signature.ts); fetches a remote JWKS; caches verified tokens until `exp`.
 import { createLocalJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
 import type { KeySource } from '../../config/compile.js';
+import { dropOldest, makeRoom } from '../../core/bounded.js';
 import type { Claims, VerifyOutcome } from './decide.js';
 import { parseCompactJws, validateClaims, verifySignature } from './signature.js';
 
@@ -288,7 +289,7 @@ function fetchProblem(err: unknown, signal: AbortSignal): string {
 }
 
 /**
- * Verifies tokens. A verified token is remembered (bounded by count and bytes, oldest evicted first)
+ * Verifies tokens. A verified token is remembered (bounded by count and bytes, oldest evicted first, in chunks)
  * until its `exp` plus the clock tolerance, so steady traffic pays for one signature check per token.
  *
  * Remote JWKS: keys are fetched at start (`ready` turns true once a non-empty set loads; retried every
@@ -476,6 +477,11 @@ export class TokenVerifier {
     this.cacheBytes -= entry.cost;
   }
 
+  /** An entry the bound dropped (core/bounded.ts deleted it): its bytes are free again. */
+  private readonly dropped = (_key: string, entry: CacheEntry): void => {
+    this.cacheBytes -= entry.cost;
+  };
+
   private remember(token: string, claims: Claims): void {
     const max = this.opts.tokenCacheSize;
     if (max === 0 || typeof claims.exp !== 'number') return;
@@ -483,10 +489,8 @@ export class TokenVerifier {
     const old = this.cache.get(key);
     if (old !== undefined) this.forget(key, old);
     const cost = entryCost(token);
-    while (this.cache.size > 0 && (this.cache.size >= max || this.cacheBytes + cost > TOKEN_CACHE_BYTES)) {
-      const [oldest, entry] = this.cache.entries().next().value!;
-      this.forget(oldest, entry);
-    }
+    makeRoom(this.cache, max, this.dropped);
+    while (this.cache.size > 0 && this.cacheBytes + cost > TOKEN_CACHE_BYTES) dropOldest(this.cache, Math.max(1, this.cache.size >> 6), this.dropped);
     this.cache.set(key, { token, claims, untilMs: claims.exp * 1000 + this.opts.clockToleranceMs, cost });
     this.cacheBytes += cost;
   }

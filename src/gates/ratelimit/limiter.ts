@@ -1,5 +1,6 @@
 // The rate-limit gate's shell: picks the rule, takes (or, to explain, peeks at) a point, falls back on outage.
 import type { CompiledRateRule } from '../../config/compile.js';
+import { makeRoom } from '../../core/bounded.js';
 import type { RequestFacts } from '../../core/forwarded.js';
 import { ipBucket } from '../../core/ip.js';
 import { routeMatches } from '../../core/routes.js';
@@ -148,7 +149,7 @@ export class RateLimitGate {
       known.resetAt = resetAt;
       return;
     }
-    if (this.lastSeen.size >= LAST_SEEN_MAX) this.lastSeen.delete(this.lastSeen.keys().next().value!);
+    makeRoom(this.lastSeen, LAST_SEEN_MAX);
     this.lastSeen.set(id, { remaining, resetAt });
   }
 
