@@ -3,8 +3,9 @@
 // Why: jose 6 verifies with WebCrypto (`crypto.subtle.verify`), which Node runs as an async job on
 // libuv's thread pool, wrapped in webidl conversions, normalizeAlgorithm and a promise. The OpenSSL
 // operation is the same one node:crypto's `verify()` runs; the wrapping is not: on one core, jose's
-// jwtVerify cost 70–77 µs per token where a synchronous `verify()` of the same signature cost 43–51 µs
-// (.bench/verify.mjs). A cold-token decision (`bench:cpu --cold`) went from 137–147 µs to 97–104 µs.
+// jwtVerify costs 102 µs of CPU per token where this path (with jose's key and claim checks) costs
+// 64 µs (`npx tsx bench/jwt-verify.ts`). A cold-token decision (`bench:cpu --cold`) went from
+// 137–147 µs to 97–104 µs.
 //
 // What stays jose's: the key (verify.ts asks the same resolver and hands its CryptoKey here), the
 // errors (jose's classes and, for a key that does not fit, its TypeError, so reasonOf() gives the
