@@ -458,7 +458,8 @@ export class TokenVerifier {
    */
   private async check(token: string, options: JWTVerifyOptions): Promise<JWTPayload> {
     const jws = parseCompactJws(token, this.algorithms);
-    if (jws === undefined) return (await jwtVerify(token, this.getKey, options)).payload;
+    // A `typ` rule would be compared with validateClaims' stand-in header: only jwtVerify applies it.
+    if (jws === undefined || options.typ !== undefined) return (await jwtVerify(token, this.getKey, options)).payload;
     const key = await this.getKey(jws.header, jws.flattened);
     // Every key source here gives a CryptoKey; anything else would be jose's to use.
     if (!(key instanceof CryptoKey)) return (await jwtVerify(token, key, options)).payload;
@@ -493,6 +494,11 @@ export class TokenVerifier {
     while (this.cache.size > 0 && this.cacheBytes + cost > TOKEN_CACHE_BYTES) dropOldest(this.cache, Math.max(1, this.cache.size >> 6), this.dropped);
     this.cache.set(key, { token, claims, untilMs: claims.exp * 1000 + this.opts.clockToleranceMs, cost });
     this.cacheBytes += cost;
+  }
+
+  /** Bytes the remembered tokens are counted as (the TOKEN_CACHE_BYTES budget; for tests). */
+  get cachedBytes(): number {
+    return this.cacheBytes;
   }
 
   /** Number of tokens currently remembered (for tests and metrics). */
