@@ -48,7 +48,8 @@ function packageVersion(): string {
 /**
  * A per-request count kept as a plain number and added to its prom-client counter when the counter
  * is read (its collect hook): prom-client's inc() hashes the labels into a fresh string on every
- * call, which on /auth's path was a string and a closure per request for each counter.
+ * call, which on /auth's path was a string and a closure per request for each counter. Nothing
+ * resets these counters (a reset would have to zero the tallies too).
  */
 class Tally {
   n = 0;

@@ -1,6 +1,6 @@
 // In-memory store (dev mode, `store.url: memory`, and the tests' fake-clock twin of redis.ts).
 import { RateLimiterMemory } from 'rate-limiter-flexible';
-import { makeRoom } from '../core/bounded.js';
+import { dropOldest, makeRoom } from '../core/bounded.js';
 import { isPublishAllowed } from '../core/versions.js';
 import { keyLayout } from './keys.js';
 import type { ClaimResult, ClaimView, IdempotencyBegin, IdempotencyEnd, IdempotencyRecord, Limiter, LimiterSpec, LimitResult, PublishResult, StoreHealth, VersionStore } from './port.js';
@@ -105,7 +105,8 @@ export class MemoryStore implements VersionStore {
   async beginIdempotent(scope: string, fingerprint: string, token: string, inFlightMs: number, ttlMs: number): Promise<IdempotencyBegin> {
     const r = this.idem(scope);
     if (r) return { kind: 'exists', record: this.view(r) };
-    makeRoom(this.idempotent, MAX_IDEMPOTENT);
+    // One at a time (a record may be in flight): this store serves dev mode and tests only.
+    dropOldest(this.idempotent, this.idempotent.size - MAX_IDEMPOTENT + 1);
     const now = this.now();
     this.idempotent.set(scope, { fingerprint, token, inFlightUntil: now + inFlightMs, untilMs: now + ttlMs });
     return { kind: 'recorded' };

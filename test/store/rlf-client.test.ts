@@ -96,6 +96,24 @@ describe('rate-limiter-flexible through the store facade (src/store/redis/rlf-cl
     expect(await conn.client.get(key)).toBe('4');
   });
 
+  test('consumeOne calls of one turn are merged like rate-limiter-flexible\'s own (one cgIncrMany)', async () => {
+    await new Promise<void>((r) => (conn.ready() ? r() : conn.client.once('ready', () => r())));
+    const monitor = await (conn.client as Redis).duplicate().monitor();
+    const seen: string[][] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (/^eval(sha)?$/i.test(args[0] ?? '') && args.some((a) => a.startsWith(`${prefix}one2:`))) seen.push(args);
+    });
+    const facade = rlfClient(conn.client, batcher, 1000);
+    // Defining the script is what tells the facade it may merge (RateLimiterRedis does it in its constructor).
+    const rlf = new RateLimiterRedis({ storeClient: facade, keyPrefix: `${prefix}one2`, points: 5, duration: 60, rejectIfRedisNotReady: true });
+    const replies = await Promise.all(['a', 'b', 'a'].map((c) => facade.consumeOne(rlf.getKey(c), 5, 60)));
+    expect(replies.map(([consumed]) => consumed)).toEqual([1, 1, 2]);
+    await new Promise((r) => setTimeout(r, 100));
+    monitor.disconnect();
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.slice(2, 6)).toEqual(['3', `${prefix}one2:a`, `${prefix}one2:b`, `${prefix}one2:a`]);
+  });
+
   test('the increments of one event-loop turn go to Redis as one cgIncrMany call, with the answers one call each would give', async () => {
     await new Promise<void>((r) => (conn.ready() ? r() : conn.client.once('ready', () => r())));
     // MONITOR: script calls (not the commands they run) on this test's keys; the shared Redis serves other files meanwhile.

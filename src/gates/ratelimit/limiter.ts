@@ -149,6 +149,8 @@ export class RateLimitGate {
       known.resetAt = resetAt;
       return;
     }
+    // Full, it forgets the ~780 buckets first seen longest ago at once: during an outage those
+    // clients start a fresh in-memory budget, as a bucket never seen would.
     makeRoom(this.lastSeen, LAST_SEEN_MAX);
     this.lastSeen.set(id, { remaining, resetAt });
   }
