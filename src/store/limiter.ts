@@ -6,15 +6,18 @@ import type { Limiter, LimitResult } from './port.js';
 export interface LimiterOptions {
   /** Clients known to be over the limit, answered without a round trip, even while the store is down. */
   blocked?: BlockedKeys;
-  /** Throws (a StoreError) when the store must not be asked now (known down): the fail mode applies at once. */
-  guard?: (client: string) => void;
   /**
-   * consume()'s round trip without rate-limiter-flexible's promise layers around it (the Redis
-   * store's RlfClient#consumeOne: the same script and arguments RateLimiterRedis#consume sends).
-   * Resolves to `[consumed, pttlMs]`, read as RateLimiterRedis reads it. Saves ~2.5 µs of CPU and
-   * ~1 KB of garbage per decision (bench/decision-cpu.ts).
+   * Throws (a StoreError) when the store must not be asked now about the client's key (its
+   * `rlf.getKey`; known down): the fail mode applies at once.
    */
-  increment?: (client: string) => Promise<[consumed: number, pttlMs: number]>;
+  guard?: (key: string) => void;
+  /**
+   * consume()'s round trip on the client's key without rate-limiter-flexible's promise layers around
+   * it (the Redis store's RlfClient#consumeOne: the same script and arguments RateLimiterRedis#consume
+   * sends). Resolves to `[consumed, pttlMs]`, read as RateLimiterRedis reads it. Saves ~2.5 µs of
+   * CPU and ~1 KB of garbage per decision (bench/decision-cpu.ts).
+   */
+  increment?: (key: string) => Promise<[consumed: number, pttlMs: number]>;
 }
 
 /**
@@ -24,38 +27,36 @@ export interface LimiterOptions {
  */
 export function limiterOf(rlf: RateLimiterAbstract, points: number, durationS: number, fault: (err: unknown) => never, opts: LimiterOptions = {}): Limiter {
   const { blocked, guard, increment } = opts;
+  /** Over the limit until the window ends: later calls in this window need no round trip. */
+  const over = (client: string, resetMs: number): LimitResult => {
+    blocked?.block(client, resetMs);
+    return { kind: 'limited', resetMs };
+  };
   return {
     consume: async (client) => {
       const ms = blocked?.remainingMs(client) ?? 0;
       if (ms > 0) return { kind: 'limited', resetMs: ms };
-      guard?.(client);
+      const key = rlf.getKey(client);
+      guard?.(key);
       if (increment) {
         let consumed: number, pttlMs: number;
         try {
-          [consumed, pttlMs] = await increment(client);
+          [consumed, pttlMs] = await increment(key);
         } catch (err) {
           return fault(err);
         }
-        if (consumed <= points) return { kind: 'allowed', remaining: points - consumed, resetMs: pttlMs };
-        blocked?.block(client, pttlMs);
-        return { kind: 'limited', resetMs: pttlMs };
+        return consumed <= points ? { kind: 'allowed', remaining: points - consumed, resetMs: pttlMs } : over(client, pttlMs);
       }
       try {
         return allowed(await rlf.consume(client, 1));
       } catch (err) {
-        if (err instanceof RateLimiterRes) {
-          // Over the limit until the window ends: later calls in this window need no round trip
-          // (also above, for an increment).
-          blocked?.block(client, err.msBeforeNext);
-          return { kind: 'limited', resetMs: err.msBeforeNext };
-        }
-        return fault(err);
+        return err instanceof RateLimiterRes ? over(client, err.msBeforeNext) : fault(err);
       }
     },
     peek: async (client) => {
       const ms = blocked?.remainingMs(client) ?? 0;
       if (ms > 0) return { kind: 'limited', resetMs: ms };
-      guard?.(client);
+      guard?.(rlf.getKey(client));
       let res: RateLimiterRes | null;
       try {
         res = await rlf.get(client);
@@ -67,7 +68,7 @@ export function limiterOf(rlf: RateLimiterAbstract, points: number, durationS: n
     },
     refund: async (client) => {
       blocked?.unblock(client);
-      guard?.(client);
+      guard?.(rlf.getKey(client));
       try {
         await rlf.reward(client, 1);
       } catch (err) {

@@ -314,11 +314,11 @@ export class RedisStore implements VersionStore {
         // Once Redis says a client is over, answer locally until its window ends (no round trip),
         // also while Redis is down: a client known to be over stays limited through an outage.
         blocked: new BlockedKeys(BLOCKED_PER_LIMITER),
-        guard: (client) => {
-          const refused = this.refusal(rlf.getKey(client));
+        guard: (key) => {
+          const refused = this.refusal(key);
           if (refused) throw refused;
         },
-        increment: (client) => this.rlf.consumeOne(rlf.getKey(client), spec.points, spec.durationS),
+        increment: (key) => this.rlf.consumeOne(key, spec.points, spec.durationS),
       },
     );
   }

@@ -46,6 +46,7 @@ const NOT_READY = 'Redis connection is not ready';
 export function rlfClient(client: Client, batcher: Batcher, timeoutMs: number): RlfClient {
   // Merged by the batcher into one cgIncrMany only while RateLimiterRedis' script is the one that mirrors.
   let mergeable = false;
+  const rlflxIncr = (args: string[]) => batcher.run(args[0]!, (c) => c.rlflxIncr(args), mergeable ? args : undefined);
   return {
     get status() {
       return client.status;
@@ -54,12 +55,11 @@ export function rlfClient(client: Client, batcher: Batcher, timeoutMs: number): 
       if (name === 'rlflxIncr') mergeable = def.lua === RLF_INCR_LUA;
       client.defineCommand(name, def);
     },
-    rlflxIncr: (args) => batcher.run(args[0]!, (c) => c.rlflxIncr(args), mergeable ? args : undefined),
+    rlflxIncr,
     consumeOne: (rlKey, points, durationS) => {
       if (client.status !== 'ready') return Promise.reject(new Error(NOT_READY));
       const sec = String(durationS);
-      const args = [rlKey, '1', sec, String(points), sec];
-      return batcher.run(rlKey, (c) => c.rlflxIncr(args), mergeable ? args : undefined);
+      return rlflxIncr([rlKey, '1', sec, String(points), sec]) as Promise<[number, number]>;
     },
     multi: () => {
       // Outside the batcher: its exec() gets the same deadline as every other store call.
