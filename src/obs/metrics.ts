@@ -249,12 +249,15 @@ export class Metrics {
     return t;
   }
 
-  /** The tally of a two-label counter, found without building a key (the per-request counters). */
-  private tally2(cache: Map<string, Map<string, Tally>>, counter: Counter<string>, a: string, b: string): Tally {
+  /**
+   * The tally of the series with labels (`lead`,) `a`, `b`, found by `a` then `b` without building
+   * a key (the per-request counters; `lead` is the same for every series of one cache).
+   */
+  private tally2(cache: Map<string, Map<string, Tally>>, counter: Counter<string>, a: string, b: string, lead?: string): Tally {
     let byB = cache.get(a);
     if (!byB) cache.set(a, (byB = new Map()));
     let t = byB.get(b);
-    if (!t) byB.set(b, (t = this.tally(counter, a, b)));
+    if (!t) byB.set(b, (t = lead === undefined ? this.tally(counter, a, b) : this.tally(counter, lead, a, b)));
     return t;
   }
   private readonly denyTallies = new Map<string, Map<string, Tally>>();
@@ -264,13 +267,7 @@ export class Metrics {
   /** One answered /auth request: an allow (gate and code empty), or the denial that answered it. */
   decision(outcome: 'allow' | 'deny', gate = '', code = ''): void {
     if (outcome === 'allow') (this.allowTally ??= this.tally(this.decisions, 'allow', '', '')).n++;
-    else {
-      let byCode = this.denyTallies.get(gate);
-      if (!byCode) this.denyTallies.set(gate, (byCode = new Map()));
-      let t = byCode.get(code);
-      if (!t) byCode.set(code, (t = this.tally(this.decisions, 'deny', gate, code)));
-      t.n++;
-    }
+    else this.tally2(this.denyTallies, this.decisions, gate, code, 'deny').n++;
   }
 
   shadowDenial(gate: string, code: string): void {
