@@ -12,7 +12,12 @@
  */
 export function makeRoom<K, V>(map: Map<K, V>, max: number, dropped?: (key: K, value: V) => void): void {
   if (map.size < max) return;
-  dropOldest(map, map.size - max + Math.max(1, max >> 6), dropped);
+  dropOldest(map, map.size - max + chunkOf(max), dropped);
+}
+
+/** How many entries a bound of `n` forgets at once: n / 64, at least one. */
+export function chunkOf(n: number): number {
+  return Math.max(1, n >> 6);
 }
 
 /** Deletes the `count` oldest entries of `map` (insertion order) in one walk, calling `dropped` for each. */

@@ -2,7 +2,7 @@
 // itself checked synchronously by signature.ts); fetches a remote JWKS; caches verified tokens until `exp`.
 import { createLocalJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
 import type { KeySource } from '../../config/compile.js';
-import { dropOldest, makeRoom } from '../../core/bounded.js';
+import { chunkOf, dropOldest, makeRoom } from '../../core/bounded.js';
 import type { Claims, VerifyOutcome } from './decide.js';
 import { parseCompactJws, validateClaims, verifySignature } from './signature.js';
 
@@ -475,10 +475,10 @@ export class TokenVerifier {
 
   private forget(key: string, entry: CacheEntry): void {
     this.cache.delete(key);
-    this.cacheBytes -= entry.cost;
+    this.dropped(key, entry);
   }
 
-  /** An entry the bound dropped (core/bounded.ts deleted it): its bytes are free again. */
+  /** An entry gone from the cache (forgotten, or dropped by the bound in core/bounded.ts): its bytes are free again. */
   private readonly dropped = (_key: string, entry: CacheEntry): void => {
     this.cacheBytes -= entry.cost;
   };
@@ -491,7 +491,7 @@ export class TokenVerifier {
     if (old !== undefined) this.forget(key, old);
     const cost = entryCost(token);
     makeRoom(this.cache, max, this.dropped);
-    while (this.cache.size > 0 && this.cacheBytes + cost > TOKEN_CACHE_BYTES) dropOldest(this.cache, Math.max(1, this.cache.size >> 6), this.dropped);
+    while (this.cache.size > 0 && this.cacheBytes + cost > TOKEN_CACHE_BYTES) dropOldest(this.cache, chunkOf(this.cache.size), this.dropped);
     this.cache.set(key, { token, claims, untilMs: claims.exp * 1000 + this.opts.clockToleranceMs, cost });
     this.cacheBytes += cost;
   }
