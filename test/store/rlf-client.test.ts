@@ -35,6 +35,26 @@ function recording<T extends object>(target: T, touched: Set<string>, calls: unk
   });
 }
 
+/**
+ * MONITOR on a connection of its own: the script calls (EVAL / EVALSHA, not the commands they run)
+ * that name a key starting with `keyStart`; the shared Redis serves other files meanwhile.
+ * `stop()` lets the last calls arrive, then closes the monitor and answers what it saw.
+ */
+async function watchScripts(keyStart: string): Promise<{ stop: () => Promise<string[][]> }> {
+  const monitor = await (conn.client as Redis).duplicate().monitor();
+  const seen: string[][] = [];
+  monitor.on('monitor', (_time: string, args: string[]) => {
+    if (/^eval(sha)?$/i.test(args[0] ?? '') && args.some((a) => a.startsWith(keyStart))) seen.push(args);
+  });
+  return {
+    stop: async () => {
+      await new Promise((r) => setTimeout(r, 100));
+      monitor.disconnect();
+      return seen;
+    },
+  };
+}
+
 describe('rate-limiter-flexible through the store facade (src/store/redis/rlf-client.ts), on real Redis', () => {
   test('consume and reward call rlflxIncr([key, points, secDuration, limit, duration]); get calls multi().get().pttl().exec(); nothing else is used', async () => {
     await new Promise<void>((r) => (conn.ready() ? r() : conn.client.once('ready', () => r())));
@@ -98,30 +118,20 @@ describe('rate-limiter-flexible through the store facade (src/store/redis/rlf-cl
 
   test('consumeOne calls of one turn are merged like rate-limiter-flexible\'s own (one cgIncrMany)', async () => {
     await new Promise<void>((r) => (conn.ready() ? r() : conn.client.once('ready', () => r())));
-    const monitor = await (conn.client as Redis).duplicate().monitor();
-    const seen: string[][] = [];
-    monitor.on('monitor', (_time: string, args: string[]) => {
-      if (/^eval(sha)?$/i.test(args[0] ?? '') && args.some((a) => a.startsWith(`${prefix}one2:`))) seen.push(args);
-    });
+    const watch = await watchScripts(`${prefix}one2:`);
     const facade = rlfClient(conn.client, batcher, 1000);
     // Defining the script is what tells the facade it may merge (RateLimiterRedis does it in its constructor).
     const rlf = new RateLimiterRedis({ storeClient: facade, keyPrefix: `${prefix}one2`, points: 5, duration: 60, rejectIfRedisNotReady: true });
     const replies = await Promise.all(['a', 'b', 'a'].map((c) => facade.consumeOne(rlf.getKey(c), 5, 60)));
     expect(replies.map(([consumed]) => consumed)).toEqual([1, 1, 2]);
-    await new Promise((r) => setTimeout(r, 100));
-    monitor.disconnect();
+    const seen = await watch.stop();
     expect(seen).toHaveLength(1);
     expect(seen[0]!.slice(2, 6)).toEqual(['3', `${prefix}one2:a`, `${prefix}one2:b`, `${prefix}one2:a`]);
   });
 
   test('the increments of one event-loop turn go to Redis as one cgIncrMany call, with the answers one call each would give', async () => {
     await new Promise<void>((r) => (conn.ready() ? r() : conn.client.once('ready', () => r())));
-    // MONITOR: script calls (not the commands they run) on this test's keys; the shared Redis serves other files meanwhile.
-    const monitor = await (conn.client as Redis).duplicate().monitor();
-    const seen: string[][] = [];
-    monitor.on('monitor', (_time: string, args: string[]) => {
-      if (/^eval(sha)?$/i.test(args[0] ?? "") && args.some((a) => a.startsWith(`${prefix}m:`))) seen.push(args);
-    });
+    const watch = await watchScripts(`${prefix}m:`);
     const facade = rlfClient(conn.client, batcher, 1000);
     const rlf = new RateLimiterRedis({ storeClient: facade, keyPrefix: `${prefix}m`, points: 2, duration: 60, rejectIfRedisNotReady: true });
     // Five calls in one turn; alice three times: her third is over the limit, as it would be alone.
@@ -134,8 +144,7 @@ describe('rate-limiter-flexible through the store facade (src/store/redis/rlf-cl
       ['over', 3, 0],
     ]);
     // One call on the wire (EVAL the first time on a connection, EVALSHA after), with the five keys.
-    await new Promise((r) => setTimeout(r, 100));
-    monitor.disconnect();
+    const seen = await watch.stop();
     expect(seen).toHaveLength(1);
     expect(seen[0]!.slice(0, 1).map((a) => a.toLowerCase())[0]).toMatch(/^eval(sha)?$/);
     expect(seen[0]!.slice(2, 8)).toEqual(['5', `${prefix}m:alice`, `${prefix}m:bob`, `${prefix}m:alice`, `${prefix}m:carol`, `${prefix}m:alice`]);
@@ -155,17 +164,12 @@ describe('rate-limiter-flexible through the store facade (src/store/redis/rlf-cl
     // If this fails after an upgrade, merging is off (correct, slower): update RLF_INCR_LUA and LUA_INCR_MANY together.
     expect(defined).toBe(RLF_INCR_LUA);
 
-    const monitor = await (conn.client as Redis).duplicate().monitor();
-    const seen: string[][] = [];
-    monitor.on('monitor', (_time: string, args: string[]) => {
-      if (/^eval(sha)?$/i.test(args[0] ?? "") && args.some((a) => a.startsWith(`${prefix}c:`))) seen.push(args);
-    });
+    const watch = await watchScripts(`${prefix}c:`);
     const custom = `${RLF_INCR_LUA} -- changed`;
     const rlf = new RateLimiterRedis({ storeClient: rlfClient(conn.client, batcher, 1000), keyPrefix: `${prefix}c`, points: 5, duration: 60, rejectIfRedisNotReady: true, customIncrTtlLuaScript: custom });
     const got = await Promise.all(['a', 'b', 'a'].map((c) => rlf.consume(c, 1)));
     expect(got.map((r) => r.consumedPoints)).toEqual([1, 1, 2]);
-    await new Promise((r) => setTimeout(r, 100));
-    monitor.disconnect();
+    const seen = await watch.stop();
     // Three calls of its own script, one key each.
     expect(seen).toHaveLength(3);
     for (const args of seen) expect(args[2]).toBe('1');
