@@ -1,6 +1,7 @@
 // Prometheus metrics, one `conflict_gate_` prefix, named after decisions; the same codes as logs and problem bodies.
 import { readFileSync } from 'node:fs';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { TalliedHistogram } from './latency.js';
 
 /** Every metric the gate defines starts with this (CONTRACT.md, "Added in the second round"). */
 export const PREFIX = 'conflict_gate_';
@@ -67,7 +68,6 @@ export class Metrics {
   readonly registry = new Registry();
   private readonly decisions: Counter<'outcome' | 'gate' | 'code'>;
   private readonly shadow: Counter<'gate' | 'code'>;
-  private readonly latency: Histogram<'outcome'>;
   private readonly rateLimit: Counter<'rule' | 'outcome'>;
   private readonly insurance: Counter<'rule'>;
   private readonly conflict: Counter<'rule' | 'code'>;
@@ -82,8 +82,8 @@ export class Metrics {
   private readonly logDropped: Counter;
   // Label children resolved once: prom-client hashes the labels on every call otherwise.
   private readonly children = new WeakMap<Counter<string>, Map<string, Counter.Internal>>();
-  private readonly allowLatency;
-  private readonly denyLatency;
+  private readonly allowLatency: (seconds: number) => void;
+  private readonly denyLatency: (seconds: number) => void;
   private sources: MetricSources | undefined;
   /** Epoch ms of the last JWKS fetch that worked, as told by jwksRefresh (a verifier without stats()). */
   private jwksOkAt: number | undefined;
@@ -105,13 +105,10 @@ export class Metrics {
       },
     });
     this.shadow = new Counter({ name: `${PREFIX}shadow_denials_total`, help: 'Denials that shadow mode turned into allows, by gate and code.', labelNames: ['gate', 'code'], registers });
-    this.latency = new Histogram({
-      name: `${PREFIX}request_duration_seconds`,
-      help: 'Time to answer /auth, by outcome.',
-      labelNames: ['outcome'],
-      buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
-      registers,
-    });
+    // Observed once per decision: counted as plain numbers (obs/latency.ts), same exposition.
+    const latency = new TalliedHistogram<'allow' | 'deny'>(`${PREFIX}request_duration_seconds`, 'Time to answer /auth, by outcome.', 'outcome', [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]).registerIn(this.registry);
+    this.allowLatency = latency.labels('allow');
+    this.denyLatency = latency.labels('deny');
     this.rateLimit = new Counter({
       name: `${PREFIX}ratelimit_decisions_total`,
       help: 'Requests a rate-limit rule applied to, by how they ended: allowed (the request was let through), denied_later (the rule let it through, a later gate refused it), limited (429), shadow_limited (over the limit, let through by shadow mode), store_error (the store failed and onStoreError decided).',
@@ -191,8 +188,6 @@ export class Metrics {
         self.droppedSeen = Math.max(self.droppedSeen, n);
       },
     });
-    this.allowLatency = this.latency.labels('allow');
-    this.denyLatency = this.latency.labels('deny');
     // Series that exist from the start, so a dashboard and an alert see 0 rather than nothing.
     this.decisions.labels('allow', '', '').inc(0);
     this.logDropped.inc(0);
@@ -275,7 +270,7 @@ export class Metrics {
   }
 
   observeLatency(outcome: 'allow' | 'deny', seconds: number): void {
-    (outcome === 'allow' ? this.allowLatency : this.denyLatency).observe(seconds);
+    (outcome === 'allow' ? this.allowLatency : this.denyLatency)(seconds);
   }
 
   /** How a request a rate-limit rule applied to ended (once per request, never for explain). */
