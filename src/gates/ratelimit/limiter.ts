@@ -34,7 +34,7 @@ interface LastSeen {
   resetAt: number;
 }
 
-/** How many buckets' last shared counts are remembered (oldest forgotten first). */
+/** How many buckets' last shared counts are remembered across rules (oldest forgotten first). */
 const LAST_SEEN_MAX = 50_000;
 
 /** The seen of a live allow from the store (explain builds the full one). */
@@ -52,12 +52,19 @@ export class RateLimitGate {
   private readonly policies = new Map<string, RulePolicy>();
   /** Where the insurance limiters live: this replica's memory. */
   private readonly local = new MemoryStore();
-  private readonly lastSeen = new Map<string, LastSeen>();
+  /** Per rule, by bucket (a map per rule: no `rule + key` string to build and hash per request). */
+  private readonly lastSeen = new Map<CompiledRateRule, Map<string, LastSeen>>();
+  /** LAST_SEEN_MAX shared out between the rules. */
+  private readonly lastSeenMax: number;
   private readonly now: () => number;
 
   constructor(private readonly opts: RateLimitGateOptions) {
     this.now = opts.now ?? Date.now;
-    for (const rule of opts.rules) this.policies.set(rule.name, { name: rule.name, windowS: rule.windowS, onStoreError: opts.onStoreError });
+    for (const rule of opts.rules) {
+      this.policies.set(rule.name, { name: rule.name, windowS: rule.windowS, onStoreError: opts.onStoreError });
+      this.lastSeen.set(rule, new Map());
+    }
+    this.lastSeenMax = Math.ceil(LAST_SEEN_MAX / Math.max(1, opts.rules.length));
   }
 
   /** The first rule that matches the request, or undefined (then nothing is limited). */
@@ -138,10 +145,10 @@ export class RateLimitGate {
   }
 
   private remember(rule: CompiledRateRule, key: string, r: LimitResult): void {
-    const id = `${rule.name}\0${key}`;
+    const seen = this.lastSeen.get(rule)!;
     const remaining = r.kind === 'allowed' ? r.remaining : 0;
     const resetAt = this.now() + r.resetMs;
-    const known = this.lastSeen.get(id);
+    const known = seen.get(key);
     if (known) {
       // Updated in place: the bound forgets the buckets first seen longest ago, which is close
       // enough to least recently seen for a fallback, and costs no re-insertion per request.
@@ -149,10 +156,10 @@ export class RateLimitGate {
       known.resetAt = resetAt;
       return;
     }
-    // Full, it forgets the ~780 buckets first seen longest ago at once: during an outage those
-    // clients start a fresh in-memory budget, as a bucket never seen would.
-    makeRoom(this.lastSeen, LAST_SEEN_MAX);
-    this.lastSeen.set(id, { remaining, resetAt });
+    // Full, it forgets the 1/64 of its buckets first seen longest ago at once (~390 each for two
+    // rules): during an outage those clients start a fresh in-memory budget, as a bucket never seen would.
+    makeRoom(seen, this.lastSeenMax);
+    seen.set(key, { remaining, resetAt });
   }
 
   /**
@@ -163,7 +170,7 @@ export class RateLimitGate {
    * at most (N-1) times that remaining budget (README, "Fail modes").
    */
   private async insured(rule: CompiledRateRule, insurance: Limiter, limit: number, key: string, mode: RunMode): Promise<LimitOutcome> {
-    const seen = this.lastSeen.get(`${rule.name}\0${key}`);
+    const seen = this.lastSeen.get(rule)?.get(key);
     const now = this.now();
     if (seen && now < seen.resetAt) {
       const resetMs = seen.resetAt - now;
