@@ -210,7 +210,7 @@ export class RedisStore implements VersionStore {
 
   getVersion(key: string): Promise<string | null> {
     const ver = this.keys.version(key);
-    return this.run(ver, false, () => this.batcher.read(ver));
+    return this.run(ver, false, () => this.batcher.run<string | null>(ver, (c) => c.get(ver)));
   }
 
   async claim(key: string, leaseMs: number, token: string): Promise<ClaimResult> {
@@ -272,7 +272,7 @@ export class RedisStore implements VersionStore {
 
   recall(id: string): Promise<string | null> {
     const k = this.keys.replay(id);
-    return this.run(k, false, () => this.batcher.read(k));
+    return this.run(k, false, () => this.batcher.run<string | null>(k, (c: Commands) => c.get(k)));
   }
 
   beginIdempotent(scope: string, fingerprint: string, token: string, inFlightMs: number, ttlMs: number): Promise<IdempotencyBegin> {

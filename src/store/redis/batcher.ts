@@ -9,8 +9,6 @@ interface Item {
   add: (c: Commands) => unknown;
   /** rate-limiter-flexible's increment arguments ([key, points, secDuration, …]), when mergeable. */
   incr: string[] | undefined;
-  /** A GET of `key` (mergeable). */
-  read: boolean;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
   done: boolean;
@@ -38,13 +36,11 @@ const UNKNOWN_NODE = '?';
  * TRYAGAIN (none of which ran it) is sent again alone through the cluster client, which follows
  * the redirection. Each decision stays one round trip unless its slot is moving.
  *
- * Rate-limit increments and plain GETs (one key each) are merged further, one node and Sentinel
- * only: all of a batch's go as one cgIncrMany script call instead of an EVALSHA or a GET each in a
- * pipeline, which saves ioredis' per-command work (its command object, argument encoding, reply
- * promise) and, when nothing else is in the batch (the usual case: rate-limit points and version
- * reads), the pipeline itself. Redis runs the increments in the same order, with the same result
- * per key, and each GET as GET would (a key of another type fails that read alone). A failed
- * increment (a rate-limit key of the wrong type) fails the script, so every command merged in it.
+ * Rate-limit increments (one key each) are merged further, one node and Sentinel only: all the
+ * increments of a batch go as one cgIncrMany script call instead of one EVALSHA each, which saves
+ * ioredis' per-command work (its command object, argument encoding, reply promise). Redis runs
+ * them in the same order, with the same result per key. A failed script (a key of the wrong type)
+ * fails the increments merged with it.
  *
  * Every command settles within `timeoutMs` of its flush (the store's commandTimeout): ioredis
  * bounds a command once a node has it, but not the redirections and retries before that.
@@ -67,17 +63,8 @@ export class Batcher {
    * `incr`: the command is rate-limiter-flexible's increment with these arguments, and may be merged.
    */
   run<T>(key: string, add: (c: Commands) => unknown, incr?: string[]): Promise<T> {
-    return this.queued(key, add, incr, false);
-  }
-
-  /** GET `key` (null when it does not exist), mergeable with the batch's other reads and increments. */
-  read(key: string): Promise<string | null> {
-    return this.queued(key, (c) => c.get(key), undefined, true);
-  }
-
-  private queued<T>(key: string, add: (c: Commands) => unknown, incr: string[] | undefined, read: boolean): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ key, add, incr, read, resolve: resolve as (v: unknown) => void, reject, done: false });
+      this.queue.push({ key, add, incr, resolve: resolve as (v: unknown) => void, reject, done: false });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(this.flush);
@@ -124,32 +111,22 @@ export class Batcher {
         (e: unknown) => (answered(node, e), settle(item, e)),
       );
     };
-    /** The increments and reads among `items`, merged into one command (one node and Sentinel only). */
+    /** The increments among `items`, merged into one command (one node and Sentinel only). */
     const merged = (items: Item[]): Item | undefined => {
       if (this.cluster) return undefined;
       const incrs = items.filter((i) => i.incr !== undefined);
-      const reads = items.filter((i) => i.read);
-      if (incrs.length + reads.length < 2) return undefined;
-      // KEYS: the increments' keys, then the reads'. ARGV: how many increments, then their points and durations.
-      const keys = [...incrs.map((i) => i.incr![0]!), ...reads.map((i) => i.key)];
-      const args = [String(incrs.length), ...incrs.flatMap((i) => [i.incr![1]!, i.incr![2]!])];
-      const one: Item = { key: keys[0]!, add: (c) => c.cgIncrMany(keys.length, ...keys, ...args), incr: undefined, read: false, resolve: () => undefined, reject: () => undefined, done: false };
-      // Its reply settles each increment with its own {consumed, pttl} and each read with its value
-      // (or its own error), or all of them with the script's error.
+      if (incrs.length < 2) return undefined;
+      const keys = incrs.map((i) => i.incr![0]!);
+      const args = incrs.flatMap((i) => [i.incr![1]!, i.incr![2]!]);
+      const one: Item = { key: keys[0]!, add: (c) => c.cgIncrMany(keys.length, ...keys, ...args), incr: undefined, resolve: () => undefined, reject: () => undefined, done: false };
+      // Its reply settles each increment with its own {consumed, pttl}, or all with its error.
       one.resolve = (v) => {
-        // A reply of any other shape (never seen) fails them rather than the process.
-        if (!Array.isArray(v) || v.length !== 2 * incrs.length + reads.length) return one.reject(NO_REPLY);
+        // A reply of any other shape (never seen) fails the increments rather than the process.
+        if (!Array.isArray(v) || v.length !== 2 * incrs.length) return one.reject(NO_REPLY);
         incrs.forEach((item, j) => settle(item, null, [v[2 * j], v[2 * j + 1]]));
-        const base = 2 * incrs.length;
-        reads.forEach((item, j) => {
-          const value: unknown = v[base + j];
-          if (value instanceof Error) settle(item, value);
-          else settle(item, null, value);
-        });
       };
       one.reject = (e) => {
         for (const item of incrs) settle(item, e);
-        for (const item of reads) settle(item, e);
       };
       // Settled itself (one more to wait for), it settles each of them.
       pending += 1;
@@ -157,7 +134,7 @@ export class Batcher {
     };
     const together = (given: Item[], node: string) => {
       const one = merged(given);
-      const items = one ? [...given.filter((i) => i.incr === undefined && !i.read), one] : given;
+      const items = one ? [...given.filter((i) => i.incr === undefined), one] : given;
       if (items.length === 1) return alone(items[0]!, node);
       const pipeline = this.conn.client.pipeline() as Commands;
       for (const item of items) item.add(pipeline);

@@ -112,18 +112,15 @@ return {consumed, ttl} \
 `;
 
 /**
- * RLF_INCR_LUA on each of the first ARGV[1] KEYS in turn, as a pipeline of them would run it (the
- * same key twice counts twice), then GET on each of the other KEYS. KEYS: incrKey1..incrKeyN,
- * readKey1..readKeyM. ARGV: N, points1, secDuration1, … pointsN, secDurationN.
- * → {consumed1, pttl1, … consumedN, pttlN, value1 … valueM}, a missing key's value nil, and a key
- * of another type its own error (pcall: the others are still answered). Many keys in one command:
- * one-node and Sentinel only (in a Cluster the keys of one batch live in many slots).
+ * RLF_INCR_LUA on each of KEYS in turn, as a pipeline of them would run it (the same key twice
+ * counts twice). KEYS: k1..kn. ARGV: points1, secDuration1, … pointsN, secDurationN.
+ * → {consumed1, pttl1, … consumedN, pttlN}. Many keys in one command: one-node and Sentinel only
+ * (in a Cluster the keys of one batch live in many slots).
  */
 const LUA_INCR_MANY = `
-local n = tonumber(ARGV[1])
 local out = {}
-for i = 1, n do
-  local k, points, sec = KEYS[i], ARGV[2 * i], ARGV[2 * i + 1]
+for i = 1, #KEYS do
+  local k, points, sec = KEYS[i], ARGV[2 * i - 1], ARGV[2 * i]
   redis.call('set', k, 0, 'EX', sec, 'NX')
   local consumed = redis.call('incrby', k, points)
   local ttl = redis.call('pttl', k)
@@ -133,9 +130,6 @@ for i = 1, n do
   end
   out[2 * i - 1] = consumed
   out[2 * i] = ttl
-end
-for i = n + 1, #KEYS do
-  out[n + i] = redis.pcall('get', KEYS[i])
 end
 return out
 `;
@@ -163,8 +157,8 @@ export interface ScriptCommands {
   cgPeekClaim(ver: string, claim: string): Promise<PeekReply>;
   cgRelease(claim: string, token: string): Promise<number>;
   cgPublish(ver: string, claim: string, version: string, ttlMs: number): Promise<PublishReply>;
-  /** `count` keys (increments, then reads), the number of increments, a points and a secDuration per increment: a flat {consumed, pttl} per increment, then each read's value. */
-  cgIncrMany(count: number, ...keysThenArgs: string[]): Promise<unknown[]>;
+  /** `count` keys, then a points and a secDuration per key: a flat {consumed, pttl} per key. */
+  cgIncrMany(count: number, ...keysThenArgs: string[]): Promise<number[]>;
   /** rate-limiter-flexible's consume script, defined by RateLimiterRedis itself (see rlf-client.ts). */
   rlflxIncr(args: string[]): Promise<[number, number]>;
 }
