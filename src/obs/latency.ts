@@ -31,7 +31,11 @@ export class TalliedHistogram<L extends string> {
     private readonly bounds: readonly number[],
   ) {}
 
-  /** The observe function for one label value (the same series however often it is asked for). */
+  /**
+   * The observe function for one label value (the same series however often it is asked for).
+   * Values are the caller's measured durations, always finite: unlike prom-client's, it does not
+   * check (a NaN would land in the first bucket and make the sum NaN).
+   */
   labels(value: L): (seconds: number) => void {
     let s = this.series.get(value);
     if (!s) this.series.set(value, (s = { buckets: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 }));
@@ -46,7 +50,7 @@ export class TalliedHistogram<L extends string> {
     };
   }
 
-  /** Registers it like a prom-client metric (the registry reads name, help, type and get()). */
+  /** Registers it like a prom-client metric (the registry reads name, help, type, getForPromString() and get(), and calls reset()). */
   registerIn(registry: { registerMetric(m: Metric): void }): this {
     registry.registerMetric(this as unknown as Metric);
     return this;
