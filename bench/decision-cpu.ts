@@ -1,20 +1,25 @@
-// CPU per decision without HTTP: the /auth endpoint driven in-process with the realistic mix, so the
+// CPU per decision without HTTP: the /auth endpoint (built) driven in-process with the realistic mix, so the
 // gate's own cost is measured apart from the socket and scheduler noise of a loopback benchmark.
-//   npx tsx bench/decision-cpu.ts [--config FILE] [--tokens FILE] [--waves 3000] [--concurrency 32] [--cold]
+//   npx tsx bench/decision-cpu.ts [--config FILE] [--tokens FILE] [--waves 3000] [--concurrency 32] [--cold] [--alloc | --promoted]
 // Defaults: ../shared/bench-peers' gate config, tokens and mix (80 % GET /api/orders/<n>, 20 % PUT with
 // the current If-Match; BENCH_JWKS names the key set). Redis is the config's (a real one: the store
 // round trips happen, their CPU on the gate's side is counted). Prints µs of CPU per decision, the
-// best of --rounds runs (noise only ever adds).
+// best of --rounds runs (noise only ever adds). --alloc: then one more round under V8's sampling heap
+// profiler, and the bytes it allocated per decision by site (what drives the young-generation GCs);
+// --promoted: only what outlived the young generation (what drives the full GCs).
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { readConfig } from '../src/config/read.js';
-import type { HeaderSource } from '../src/core/forwarded.js';
-import { createAuthEndpoint } from '../src/http/auth-endpoint.js';
-import { createLogger } from '../src/obs/log.js';
-import { DecisionRecorder } from '../src/obs/recorder.js';
-import { createDeps } from '../src/server.js';
+// The built code (dist/, `npm run build`), as `node dist/main.js` runs it, not src/ through tsx
+// (whose esbuild keepNames names every closure as it is created: not the code that ships).
+import { readConfig } from '../dist/config/read.js';
+import type { HeaderSource } from '../dist/core/forwarded.js';
+import { createAuthEndpoint } from '../dist/http/auth-endpoint.js';
+import { createLogger } from '../dist/obs/log.js';
+import { DecisionRecorder } from '../dist/obs/recorder.js';
+import { createDeps } from '../dist/server.js';
+import { profileAllocations, renderAllocations, summarizeAllocations } from './lib/heapprofile.js';
 
 const PEERS = resolve(import.meta.dirname, '../../shared/bench-peers');
 const CACHE = resolve(process.env.HOME ?? '/root', '.cache/conflict-gate-bench/bench');
@@ -28,6 +33,8 @@ const { values: a } = parseArgs({
     orders: { type: 'string', default: '1000' },
     // Every decision a token not seen before (TOKENS must hold more than (rounds + 1) × waves × concurrency).
     cold: { type: 'boolean', default: false },
+    alloc: { type: 'boolean', default: false },
+    promoted: { type: 'boolean', default: false },
   },
 });
 process.env.BENCH_JWKS ??= `${CACHE}/keys/out/jwks.json`;
@@ -89,4 +96,8 @@ const results: number[] = [];
 for (let r = 0; r < Number(a.rounds); r++) results.push(await round());
 results.sort((x, y) => x - y);
 console.log(`CPU µs per decision (best of ${results.length}): ${results[0]!.toFixed(1)}   all: ${results.map((x) => x.toFixed(1)).join(' ')}`);
+if (a.alloc || a.promoted) {
+  const head = await profileAllocations(async () => void (await round()), 256, a.promoted);
+  console.log(renderAllocations(summarizeAllocations(head), waves * conc, a.promoted));
+}
 await deps.close();

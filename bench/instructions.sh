@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Instructions per decision, counted by valgrind (callgrind), for comparing two builds of the gate's
-# own code when the machine is too noisy for timings: bench/decision-cpu.ts (the /auth endpoint
+# own code when the machine is too noisy for timings: bench/decision-cpu.ts (the built /auth endpoint
 # in-process on the realistic mix, real Redis) run twice, with 1 and with 1 + EXTRA measured rounds
 # after its warm-up, and the difference divided by the decisions of the EXTRA rounds, so start-up
 # and warm-up cancel out. V8 runs single-threaded so that when code gets optimised does not depend
@@ -12,6 +12,8 @@
 set -euo pipefail
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 2; }
 cd "$(dirname "$0")/.."
+# decision-cpu.ts drives the built code (dist/): the build is part of what is compared.
+npm run build --silent
 WAVES=${WAVES:-300}
 EXTRA=${EXTRA:-15}
 CONC=32
