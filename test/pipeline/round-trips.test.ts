@@ -1,44 +1,10 @@
 // One Redis round trip per decision: a checked write's version read travels with its rate-limit point.
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { forward, startGate, type RunningGate } from '../helpers/gate.js';
 import { flushPrefix, SHARED_REDIS_URL, uniquePrefix } from '../helpers/redis.js';
+import { Relay } from '../helpers/relay.js';
 import { AUDIENCE, ISSUER, jwks, makeKey, sign, type TestKey } from '../helpers/tokens.js';
-
-/**
- * A TCP relay in front of the shared Redis that keeps each write the gate makes to it (one write
- * per pipeline flush: ioredis sets TCP_NODELAY, and the requests here are one at a time).
- */
-class Relay {
-  readonly writes: string[] = [];
-  private readonly sockets = new Set<Socket>();
-  private server!: Server;
-  port = 0;
-
-  async start(): Promise<void> {
-    const url = new URL(SHARED_REDIS_URL);
-    this.server = createServer((client) => {
-      const upstream = createConnection({ host: url.hostname, port: Number(url.port || 6379) });
-      this.sockets.add(client).add(upstream);
-      client.on('data', (chunk) => {
-        this.writes.push(chunk.toString('latin1'));
-        upstream.write(chunk);
-      });
-      upstream.on('data', (chunk) => client.write(chunk));
-      const end = () => (client.destroy(), upstream.destroy());
-      client.on('close', end).on('error', end);
-      upstream.on('close', end).on('error', end);
-    });
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.port = (this.server.address() as { port: number }).port;
-  }
-
-  async stop(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise((r) => this.server.close(r));
-  }
-}
 
 const raw = new Redis(SHARED_REDIS_URL);
 const prefix = uniquePrefix('trips');
