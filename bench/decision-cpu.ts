@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 // The built code (dist/, `npm run build`), as `node dist/main.js` runs it, not src/ through tsx
 // (whose esbuild keepNames names every closure as it is created: not the code that ships).
+import { applyV8Flags } from '../dist/cli/v8-flags.js';
 import { readConfig } from '../dist/config/read.js';
 import type { HeaderSource } from '../dist/core/forwarded.js';
 import { createAuthEndpoint } from '../dist/http/auth-endpoint.js';
@@ -37,6 +38,8 @@ const { values: a } = parseArgs({
     promoted: { type: 'boolean', default: false },
   },
 });
+// The V8 flags `serve` runs with (src/cli/v8-flags.ts).
+applyV8Flags();
 process.env.BENCH_JWKS ??= `${CACHE}/keys/out/jwks.json`;
 const read = await readConfig(a.config!, process.env);
 if (!read.ok) throw new Error(read.issues.map((i) => `${i.path}: ${i.message}`).join('\n'));

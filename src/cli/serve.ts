@@ -3,6 +3,7 @@ import type { Env } from '../config/read.js';
 import { readConfig, readConfigText } from '../config/read.js';
 import type { ReloadOutcome } from '../server.js';
 import { envIssues, printIssues } from './common.js';
+import { applyV8Flags } from './v8-flags.js';
 
 export interface ServeArgs {
   config: string | undefined;
@@ -10,7 +11,9 @@ export interface ServeArgs {
   watch: boolean | undefined;
 }
 
+
 export async function serve(a: ServeArgs, env: Env): Promise<number> {
+  applyV8Flags();
   // Signals are caught from here on: a SIGTERM during start-up still exits 0, once started.
   let signalled: string | undefined;
   let onSignal: (signal: string) => void = (signal) => {
