@@ -11,7 +11,6 @@ export interface ServeArgs {
   watch: boolean | undefined;
 }
 
-
 export async function serve(a: ServeArgs, env: Env): Promise<number> {
   applyV8Flags();
   // Signals are caught from here on: a SIGTERM during start-up still exits 0, once started.

@@ -1,4 +1,4 @@
-// Commands from many requests, batched per event-loop turn into one pipeline per master, each bounded by a deadline.
+// Commands from many requests, batched per event-loop turn into one write per master, each bounded by a deadline.
 import { ReplyError, type Redis } from 'ioredis';
 import { ONLY_MASTER, type RedisConnection } from './connect.js';
 import { REDIRECTS, replyCode, STORE_TIMEOUT } from './errors.js';
@@ -25,10 +25,11 @@ const NO_REPLY = new Error('no reply in the pipeline');
 const UNKNOWN_NODE = '?';
 
 /**
- * Commands issued during one turn of the event loop, across requests, go to Redis as one pipeline
- * per master: one write(2) for the lot instead of one per request (ioredis' own autopipelining
- * batches only within one tick, and every request arrives in its own I/O callback). A command
- * alone for its master is sent as is. Costs one setImmediate of latency.
+ * Commands issued during one turn of the event loop, across requests, go to Redis in one write(2)
+ * per master instead of one per request (ioredis' own autopipelining batches only within one tick,
+ * and every request arrives in its own I/O callback): on one node or Sentinel, sent one by one on
+ * the corked socket; in a cluster, as a pipeline per master. A command alone for its master is sent
+ * as is. Costs one setImmediate of latency.
  *
  * Redis Cluster: a pipeline never mixes masters (ioredis would refuse it, and Redis would answer
  * CROSSSLOT to a multi-key command): commands are grouped by the master that serves their key's
@@ -135,15 +136,15 @@ export class Batcher {
     /**
      * One node and Sentinel: each command goes to the client on its own while the connection's
      * socket is corked, so the lot still leaves in one write(2). An ioredis Pipeline would do the
-     * same write, but its objects outlive the young generation (a bare loop of 32-GET pipelines
-     * promotes ~3.6 MB per scavenge; the same GETs corked, none), and under load that made a full
-     * GC every ~3 s and scavenges ~5 × longer (bench/decision-cpu.ts --promoted).
+     * same write, but its objects outlive the young generation (`node --trace-gc-nvp` on a bare loop
+     * of 32-GET pipelines: ~3.6 MB promoted per scavenge; the same GETs corked, none). Under the
+     * mix, half of the ~530 KB the gate promoted per scavenge (for the rest, src/cli/v8-flags.ts).
      */
-    const corked = (items: Item[]) => {
+    const corked = (items: Item[], node: string) => {
       const socket = (this.conn.client as Redis).stream as Redis['stream'] | undefined;
       socket?.cork();
       try {
-        for (const item of items) alone(item, ONLY_MASTER);
+        for (const item of items) alone(item, node);
       } finally {
         socket?.uncork();
       }
@@ -152,7 +153,7 @@ export class Batcher {
       const one = merged(given);
       const items = one ? [...given.filter((i) => i.incr === undefined), one] : given;
       if (items.length === 1) return alone(items[0]!, node);
-      if (!this.cluster) return corked(items);
+      if (!this.cluster) return corked(items, node);
       // A cluster's commands for one master as a pipeline (corking would need that master's own
       // connection, which the cluster client does not hand out per call).
       const pipeline = this.conn.client.pipeline() as Commands;
