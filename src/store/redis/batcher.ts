@@ -112,9 +112,8 @@ export class Batcher {
         (e: unknown) => (answered(node, e), settle(item, e)),
       );
     };
-    /** The increments among `items`, merged into one command (one node and Sentinel only). */
+    /** The increments among `items`, merged into one command (one node and Sentinel only: `corked`'s). */
     const merged = (items: Item[]): Item | undefined => {
-      if (this.cluster) return undefined;
       const incrs = items.filter((i) => i.incr !== undefined);
       if (incrs.length < 2) return undefined;
       const keys = incrs.map((i) => i.incr![0]!);
@@ -134,28 +133,31 @@ export class Batcher {
       return one;
     };
     /**
-     * One node and Sentinel: each command goes to the client on its own while the connection's
-     * socket is corked, so the lot still leaves in one write(2). An ioredis Pipeline would do the
-     * same write, but its objects outlive the young generation (`node --trace-gc-nvp` on a bare loop
-     * of 32-GET pipelines: ~3.6 MB promoted per scavenge; the same GETs corked, none). Under the
-     * mix, half of the ~530 KB the gate promoted per scavenge (for the rest, src/cli/v8-flags.ts).
+     * One node and Sentinel: the increments merged, then each command goes to the client on its own
+     * while the connection's socket is corked, so the lot still leaves in one write(2). An ioredis
+     * Pipeline would do the same write, but its objects outlive the young generation (`node
+     * --trace-gc-nvp` on a bare loop of 32-GET pipelines: ~3.6 MB promoted per scavenge; the same GETs
+     * corked, none). Under the mix, half of the ~530 KB the gate promoted per scavenge (for the rest,
+     * src/cli/v8-flags.ts).
      */
-    const corked = (items: Item[], node: string) => {
+    const corked = (given: Item[]) => {
+      const one = merged(given);
+      const items = one ? [...given.filter((i) => i.incr === undefined), one] : given;
+      if (items.length === 1) return alone(items[0]!, ONLY_MASTER);
       const socket = (this.conn.client as Redis).stream as Redis['stream'] | undefined;
       socket?.cork();
       try {
-        for (const item of items) alone(item, node);
+        for (const item of items) alone(item, ONLY_MASTER);
       } finally {
         socket?.uncork();
       }
     };
-    const together = (given: Item[], node: string) => {
-      const one = merged(given);
-      const items = one ? [...given.filter((i) => i.incr === undefined), one] : given;
+    /**
+     * A cluster's commands for one master, as a pipeline (corking would need that master's own
+     * connection, which the cluster client does not hand out per call).
+     */
+    const pipelined = (items: Item[], node: string) => {
       if (items.length === 1) return alone(items[0]!, node);
-      if (!this.cluster) return corked(items, node);
-      // A cluster's commands for one master as a pipeline (corking would need that master's own
-      // connection, which the cluster client does not hand out per call).
       const pipeline = this.conn.client.pipeline() as Commands;
       for (const item of items) item.add(pipeline);
       pipeline.exec().then(
@@ -164,18 +166,18 @@ export class Batcher {
           items.forEach((item, i) => {
             const [err, value] = results?.[i] ?? [NO_REPLY, undefined];
             if (!err || err instanceof ReplyError) any = true;
-            if (err && this.cluster && !item.done && REDIRECTS.has(replyCode(err) ?? '')) alone(item, UNKNOWN_NODE);
+            if (err && !item.done && REDIRECTS.has(replyCode(err) ?? '')) alone(item, UNKNOWN_NODE);
             else settle(item, err, value);
           });
           if (any) this.hooks.answered(node, Date.now());
         },
-        // A cluster pipeline refused as a whole (its slots moved to several masters meanwhile): one by one.
-        (err: unknown) => items.forEach((item) => (this.cluster ? alone(item, UNKNOWN_NODE) : settle(item, err))),
+        // Refused as a whole (its slots moved to several masters meanwhile): one by one.
+        () => items.forEach((item) => alone(item, UNKNOWN_NODE)),
       );
     };
 
     if (!this.cluster) {
-      together(batch, ONLY_MASTER);
+      corked(batch);
       return;
     }
     const groups = new Map<string, Item[]>();
@@ -190,6 +192,6 @@ export class Batcher {
       if (group) group.push(item);
       else groups.set(node, [item]);
     }
-    for (const [node, items] of groups) together(items, node);
+    for (const [node, items] of groups) pipelined(items, node);
   };
 }
