@@ -1,7 +1,7 @@
 // Summarises a V8 .cpuprofile (node --cpu-prof): self and inclusive time per function and per area.
 import { readFileSync } from 'node:fs';
 
-interface CallFrame {
+export interface CallFrame {
   functionName: string;
   url: string;
   lineNumber: number;
@@ -51,7 +51,13 @@ export function areaOf(url: string, fn: string): string {
   return url;
 }
 
-function frameName(f: CallFrame): string {
+/** Our own code (src/ or its build in dist/), not a package's. */
+export function isOurs(url: string): boolean {
+  return /\/(src|dist)\//.test(url) && !url.includes('node_modules');
+}
+
+/** `fn src/file.ts:line` for a frame of code, the area alone for natives and V8's own entries. */
+export function frameName(f: CallFrame): string {
   const area = areaOf(f.url, f.functionName);
   return f.url === '' ? area : `${f.functionName || '(anonymous)'} ${area}:${f.lineNumber + 1}`;
 }
@@ -92,7 +98,7 @@ export function summarize(file: string, top = 15, window: { fromMs?: number; toM
     const seen = new Set<string>();
     for (let id: number | undefined = leaf.id; id !== undefined; id = parent.get(id)) {
       const f = byId.get(id)!.callFrame;
-      if (!/\/(src|dist)\//.test(f.url) || f.url.includes('node_modules')) continue;
+      if (!isOurs(f.url)) continue;
       const key = frameName(f);
       if (seen.has(key)) continue;
       seen.add(key);

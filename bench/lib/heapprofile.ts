@@ -2,10 +2,10 @@
 // the objects later collected by a scavenge or a full GC too (without that it reports only what is
 // still alive at the end, which for a request is nearly nothing).
 import { Session } from 'node:inspector/promises';
-import { areaOf } from './cpuprofile.js';
+import { areaOf, frameName, isOurs, type CallFrame } from './cpuprofile.js';
 
 interface SamplingNode {
-  callFrame: { functionName: string; url: string; lineNumber: number };
+  callFrame: CallFrame;
   selfSize: number;
   children: SamplingNode[];
 }
@@ -44,8 +44,6 @@ export async function profileAllocations(work: () => Promise<void>, intervalByte
   }
 }
 
-const isOurs = (url: string) => /\/(src|dist)\//.test(url) && !url.includes('node_modules');
-
 export function summarizeAllocations(head: SamplingNode, top = 15): AllocSummary {
   const areas = new Map<string, number>();
   const sites = new Map<string, number>();
@@ -55,7 +53,7 @@ export function summarizeAllocations(head: SamplingNode, top = 15): AllocSummary
   const walk = (n: SamplingNode, innermostOurs: string) => {
     const f = n.callFrame;
     const area = areaOf(f.url, f.functionName);
-    const name = f.url === '' ? area : `${f.functionName || '(anonymous)'} ${area}:${f.lineNumber + 1}`;
+    const name = frameName(f);
     const here = isOurs(f.url) ? name : innermostOurs;
     if (n.selfSize > 0) {
       total += n.selfSize;
