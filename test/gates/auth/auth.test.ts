@@ -217,7 +217,9 @@ describe('auth gate: token cache is bounded and expires at exp', () => {
       `store: { url: memory }\nauth: { jwksFile: jwks.json, issuer: ${ISSUER}, audience: ${AUDIENCE}, algorithms: [ES256], tokenCacheSize: 3, clockTolerance: 0s }`,
       { files: { 'jwks.json': JSON.stringify(jwks(key)) }, now: () => now },
     );
-    const tokens = await Promise.all([1, 2, 3, 4, 5].map((i) => sign(key, { sub: `u${i}`, exp: Math.floor(now / 1000) + 60 })));
+    // iat from the test's clock: signing after a second boundary would otherwise issue the tokens
+    // "in the future" of `now`, which clockTolerance 0s refuses
+    const tokens = await Promise.all([1, 2, 3, 4, 5].map((i) => sign(key, { sub: `u${i}`, iat: Math.floor(now / 1000), exp: Math.floor(now / 1000) + 60 })));
     for (const t of tokens) expect((await app.auth('GET', '/x', { Authorization: `Bearer ${t}` })).status).toBe(200);
     expect(app.deps.verifier.cachedTokens).toBe(3);
     now += 61_000;
