@@ -27,14 +27,17 @@ export async function fixture(): Promise<Fixture> {
     bearer: async (sub = 'alice', scope = '') => ({ Authorization: `Bearer ${await sign(key, { sub, scope })}` }),
     async gate(sections, env = {}) {
       const prefix = uniquePrefix('conflict2');
+      // commandTimeout 2s: these suites test decisions, not timeouts; a gate process stalled 250 ms (the
+      // default) on a loaded machine would answer by its fail mode.
       prefixes.push(prefix);
       const g = await startGate({
-        yaml: `store: { url: "${SHARED_REDIS_URL}", keyPrefix: "${prefix}" }\n${sections.includes('auth:') ? '' : `auth: { jwksFile: jwks.json, issuer: ${ISSUER}, audience: ${AUDIENCE}, algorithms: [ES256] }\n`}${sections}`,
+        yaml: `store: { url: "${SHARED_REDIS_URL}", keyPrefix: "${prefix}", commandTimeout: 2s }\n${sections.includes('auth:') ? '' : `auth: { jwksFile: jwks.json, issuer: ${ISSUER}, audience: ${AUDIENCE}, algorithms: [ES256] }\n`}${sections}`,
         files: { 'jwks.json': JSON.stringify(jwks(key)) },
         env: { GATE_ADMIN_TOKEN: ADMIN_TOKEN, ...env },
       });
       gates.push(g);
-      for (let i = 0; i < 100 && (await fetch(`${g.url}/readyz`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
+      // Strict: the store answers (plain /readyz is 200 in a fail-open mode before Redis is connected).
+      for (let i = 0; i < 100 && (await fetch(`${g.url}/readyz?strict=1`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
       return { g, prefix };
     },
     async close() {

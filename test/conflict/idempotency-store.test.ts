@@ -108,9 +108,10 @@ describe.each([
   test('rearm: only an expired, not ended record, only by the request that holds it, only once', async () => {
     const s = await make();
     const sc = scope();
-    await s.store.beginIdempotent(sc, 'fp', 'first', 100, 60_000);
+    // (in flight for a second: the next call must come within it, on a loaded machine too)
+    await s.store.beginIdempotent(sc, 'fp', 'first', 1000, 60_000);
     expect(await s.store.rearmIdempotent(sc, 'first', 'second', 5000)).toBe(false); // still in flight
-    await s.pass(200);
+    await s.pass(1200);
     expect(await s.store.rearmIdempotent(sc, 'someone', 'second', 5000)).toBe(false);
     expect(await s.store.rearmIdempotent(sc, 'first', 'second', 5000)).toBe(true);
     expect(await s.store.rearmIdempotent(sc, 'first', 'third', 5000)).toBe(false); // another retry got there first

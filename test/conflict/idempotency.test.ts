@@ -23,7 +23,7 @@ conflict:
     - { path: "/api/items/:id", key: "items:{id}", require: if-match }
   idempotency:
     - { methods: [POST], path: "/api/orders", require: true, inFlight: 30s, ttl: 24h }
-    - { methods: [POST], path: "/api/payments", inFlight: 400ms, ttl: 1500ms }
+    - { methods: [POST], path: "/api/payments", inFlight: 1s, ttl: 3s }
     - { methods: [PUT, PATCH], path: "/api/orders/:id", inFlight: 30s, ttl: 1h }
     - { methods: [POST], path: "/public/signup", require: true }
     - { methods: [POST], path: "/api/watched", require: true, mode: shadow }
@@ -137,12 +137,13 @@ describe('the contract table', () => {
     const h = { ...alice, 'Idempotency-Key': k };
     expect((await auth(g.url, 'POST', '/api/payments', h)).status).toBe(200);
     expect((await auth(g.url, 'POST', '/api/payments', h)).status).toBe(409);
-    await sleep(500);
+    // (times of a second or more: each 409 below must come within inFlight of its 200, on a loaded machine too)
+    await sleep(1200);
     expect((await auth(g.url, 'POST', '/api/payments', h)).status).toBe(200);
     // Nobody ended it, so that retry now holds the key in flight in its turn: two never run at once.
     expect((await auth(g.url, 'POST', '/api/payments', h)).status).toBe(409);
     expect((await auth(g.url, 'POST', '/api/payments?x', h)).status).toBe(422);
-    await sleep(1200);
+    await sleep(2000); // 3.2 s after the first: past the record's ttl (a re-arm keeps it)
     expect((await auth(g.url, 'POST', '/api/payments?x', h)).status).toBe(200);
   });
 

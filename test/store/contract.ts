@@ -124,9 +124,10 @@ export function runStoreContract(name: string, make: () => Promise<StoreHarness>
     test('remember / recall keep a value for its TTL', async () => {
       const { store, advance } = await make();
       const id = key();
-      await store.remember(id, 'v', 150);
+      // TTLs of a second: on a real store the next call must come within the TTL, whatever the load
+      await store.remember(id, 'v', 1000);
       expect(await store.recall(id)).toBe('v');
-      await advance(300);
+      await advance(1200);
       expect(await store.recall(id)).toBeNull();
     });
 
@@ -170,13 +171,14 @@ export function runStoreContract(name: string, make: () => Promise<StoreHarness>
     test('a version published with a TTL expires unless published again', async () => {
       const { store, advance } = await make();
       const k = key();
-      await store.publish(k, '1', 200);
+      // On a real store each wait is real: '2' must still have room (400 ms) when it is read.
+      await store.publish(k, '1', 1000);
       expect(await store.getVersion(k)).toBe('1');
-      await advance(120);
-      await store.publish(k, '2', 200);
-      await advance(120);
+      await advance(600);
+      await store.publish(k, '2', 1000);
+      await advance(600); // '1' alone would be gone by now
       expect(await store.getVersion(k)).toBe('2');
-      await advance(200);
+      await advance(500);
       expect(await store.getVersion(k)).toBeNull();
     });
 
@@ -199,9 +201,9 @@ export function runStoreContract(name: string, make: () => Promise<StoreHarness>
     test('Idempotency-Key: a record whose in-flight time ran out is re-armed by its holder only; abandon gives it back', async () => {
       const { store, advance } = await make();
       const scope = `idem-${key()}`;
-      await store.beginIdempotent(scope, 'fp', 't1', 100, 60_000);
+      await store.beginIdempotent(scope, 'fp', 't1', 1000, 60_000);
       expect(await store.rearmIdempotent(scope, 't1', 't2', 5000)).toBe(false); // still in flight
-      await advance(250);
+      await advance(1200);
       expect(await store.rearmIdempotent(scope, 'other', 't3', 5000)).toBe(false);
       expect(await store.rearmIdempotent(scope, 't1', 't2', 5000)).toBe(true);
       expect(await store.rearmIdempotent(scope, 't1', 't4', 5000)).toBe(false); // t2 holds it now

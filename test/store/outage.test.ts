@@ -162,8 +162,9 @@ conflict:
     }
     // Every write was answered by the fail modes (memory limits, allow writes)...
     expect(answers.map((a) => a.status)).toEqual(Array(20).fill(200));
-    // ...and at most the first one paid the command timeout: the rest were answered at once.
-    expect(answers.filter((a) => a.ms >= 200).length).toBeLessThanOrEqual(1);
+    // ...and at most the first one paid the command timeout (250 ms; one that paid it took at least
+    // that long): the rest were answered at once.
+    expect(answers.filter((a) => a.ms >= 250).length).toBeLessThanOrEqual(1);
     // The fail modes are fail-open here: /readyz says degraded, strict says the store does not answer, and why.
     const degraded = await fetch(`${g.url}/readyz`);
     expect(degraded.status).toBe(200);

@@ -286,7 +286,9 @@ describe('auth gate: a key withdrawn from the JWKS', () => {
     expect((await app.auth('GET', '/x', token)).status).toBe(200);
     expect(app.deps.verifier.cachedTokens).toBe(1);
     server.setKeys([]);
-    await new Promise((r) => setTimeout(r, 1500));
+    // The next refresh (jwksMaxAge 1s after the first fetch) loads the empty set; waited for, not timed.
+    for (let i = 0; i < 250 && app.deps.verifier.stats().keys !== 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(app.deps.verifier.stats().keys).toBe(0);
     const res = await app.auth('GET', '/x', token);
     expect(res.status).toBe(401);
     expect(res.headers.get('www-authenticate')).toContain('no signing key');

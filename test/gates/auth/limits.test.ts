@@ -48,8 +48,9 @@ describe('verifier bounds', () => {
     });
     const cost = (t: string) => 2 * t.length + 512;
     const nowS = Math.floor(now / 1000);
-    // Of different lengths, so that a wrong entry's bytes would show; the fourth expires first.
-    const tokens = await Promise.all(Array.from({ length: 6 }, (_, i) => sign(key, { sub: `u${'x'.repeat(i * 7)}`, exp: i === 3 ? nowS + 60 : nowS + 3600 })));
+    // Of different lengths, so that a wrong entry's bytes would show; the fourth expires first. Issued
+    // at the test's clock (a real-clock iat a second later is "in the future" under tolerance 0).
+    const tokens = await Promise.all(Array.from({ length: 6 }, (_, i) => sign(key, { sub: `u${'x'.repeat(i * 7)}`, iat: nowS, exp: i === 3 ? nowS + 60 : nowS + 3600 })));
     for (const t of tokens.slice(0, 4)) expect((await verifier.verify(t)).kind).toBe('valid');
     expect(verifier.cachedBytes).toBe(tokens.slice(0, 4).reduce((n, t) => n + cost(t), 0));
     // Full: the oldest goes for each new one.

@@ -43,7 +43,7 @@ describe('three gate processes on one Redis', () => {
     const yaml = config(SHARED_REDIS_URL, prefix, '    - { name: shared, limit: 25, window: 60s }', '', '5s');
     gates = await Promise.all([0, 1, 2].map(() => startGate({ yaml, files: { 'jwks.json': JSON.stringify(jwks(key)) } })));
     // Until a replica's Redis connection is up it limits from memory (the fail mode): wait for ready.
-    for (const g of gates) await waitReady(g, 200);
+    for (const g of gates) await waitReady(g, 200, '?strict=1');
     const clients = ['c1', 'c2', 'c3'];
     const tokens = await Promise.all(clients.map((sub) => sign(key, { sub })));
     // 60 requests per client, spread round-robin over the replicas, all in flight at once.
@@ -88,7 +88,7 @@ describe('Redis killed while requests flow, then restarted', () => {
   };
 
   test('each fail mode does what it says; nothing hangs; the process stays up; /readyz follows the fail mode', async () => {
-    for (const g of Object.values(gates)) await waitReady(g!, 200);
+    for (const g of Object.values(gates)) await waitReady(g!, 200, '?strict=1');
     // One request while Redis is up: each replica has spent one shared point.
     for (const g of Object.values(gates)) expect((await call(g!)).res.status).toBe(200);
 
@@ -142,7 +142,7 @@ describe('a hung Redis (socket open, nothing answers)', () => {
       files: { 'jwks.json': JSON.stringify(jwks(key)) },
     });
     try {
-      await waitReady(g, 200);
+      await waitReady(g, 200, '?strict=1');
       redis.pause();
       await waitReady(g, 503, '?strict=1');
       expect(await (await fetch(`${g.url}/readyz`)).json()).toMatchObject({ status: 'degraded' });
