@@ -27,9 +27,9 @@ export async function fixture(): Promise<Fixture> {
     bearer: async (sub = 'alice', scope = '') => ({ Authorization: `Bearer ${await sign(key, { sub, scope })}` }),
     async gate(sections, env = {}) {
       const prefix = uniquePrefix('conflict2');
+      prefixes.push(prefix);
       // commandTimeout 2s: these suites test decisions, not timeouts; a gate process stalled 250 ms (the
       // default) on a loaded machine would answer by its fail mode.
-      prefixes.push(prefix);
       const g = await startGate({
         yaml: `store: { url: "${SHARED_REDIS_URL}", keyPrefix: "${prefix}", commandTimeout: 2s }\n${sections.includes('auth:') ? '' : `auth: { jwksFile: jwks.json, issuer: ${ISSUER}, audience: ${AUDIENCE}, algorithms: [ES256] }\n`}${sections}`,
         files: { 'jwks.json': JSON.stringify(jwks(key)) },
