@@ -12,7 +12,7 @@ describe('V8 flags of the serving process', () => {
     expect(known).toMatch(new RegExp(`^\\s+--${name} `, 'm'));
   });
 
-  test('node accepts them all: the gate starts with them and answers', () => {
+  test('node accepts them all on its command line: the CLI runs with them (`schema`)', () => {
     const r = spawnSync(process.execPath, [...V8_FLAGS, 'dist/main.js', 'schema'], { encoding: 'utf8' });
     expect(r.stderr).not.toMatch(/unrecognized|bad option/i);
     expect(r.status).toBe(0);
