@@ -1,4 +1,5 @@
 // Version strings: ordering of numeric / dotted-numeric versions and their ETags. Pure.
+import { percentEncode } from './percent.js';
 
 const DOTTED_RE = /^\d+(?:\.\d+)*$/;
 
@@ -46,16 +47,14 @@ export function isPublishAllowed(next: string, current: string | null): boolean 
 
 // etagc = %x21 / %x23-7E / obs-text (RFC 9110 §8.8.3); we keep to ASCII.
 const ETAGC_RE = /^[\x21\x23-\x7e]*$/;
+const etagc = (c: number) => c === 0x21 || (c >= 0x23 && c <= 0x7e);
 
 /**
  * The opaque-tag of a version: the version itself when every character may stand in an ETag,
  * else the version with the others percent-encoded (a raw Redis SET can hold anything).
  */
 export function etagOpaque(version: string): string {
-  if (ETAGC_RE.test(version)) return version;
-  let out = '';
-  for (const ch of version) out += ch !== '%' && ETAGC_RE.test(ch) ? ch : encodeURIComponent(ch);
-  return out;
+  return ETAGC_RE.test(version) ? version : percentEncode(version, etagc);
 }
 
 /** The strong ETag of a version: version `8` → `"8"`. */

@@ -71,5 +71,7 @@ describe('version order', () => {
   test('ETag of a version', () => {
     expect(etagOf('8')).toBe('"8"');
     expect(etagOf('a b"c')).toBe('"a%20b%22c"');
+    // a lone surrogate (a raw SET can hold one) is encoded, not thrown on as encodeURIComponent did
+    expect(etagOf('v\uD800')).toBe('"v%ED%A0%80"');
   });
 });

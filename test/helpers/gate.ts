@@ -72,6 +72,6 @@ export function runCli(args: string[], env: Record<string, string> = {}, cwd = R
 }
 
 /** Calls /auth as a proxy would: original method and URI in X-Forwarded-*. */
-export function forward(url: string, method: string, uri: string, headers: Record<string, string> = {}): Promise<Response> {
-  return fetch(`${url}/auth`, { headers: { 'X-Forwarded-Method': method, 'X-Forwarded-Uri': uri, ...headers } });
+export function forward(url: string, method: string, uri: string, headers: Record<string, string> = {}, init: RequestInit = {}): Promise<Response> {
+  return fetch(`${url}/auth`, { ...init, headers: { 'X-Forwarded-Method': method, 'X-Forwarded-Uri': uri, ...headers } });
 }

@@ -1,5 +1,6 @@
 // The auth gate's decision: (verify outcome, route's required scopes, policy) → identity or denial. Pure.
 import { deny, type Deny, type Headers } from '../../core/decision.js';
+import { percentEncode } from '../../core/percent.js';
 
 export type Claims = Record<string, unknown>;
 
@@ -47,37 +48,15 @@ export function scopesOf(claims: Claims): string[] {
 
 /** Printable ASCII except `%`: an item made only of these is sent as it is. */
 const PLAIN_ITEM_RE = /^[\x21-\x24\x26-\x7e]*$/;
-const HEX = '0123456789ABCDEF';
-const pct = (byte: number) => `%${HEX[byte >> 4]}${HEX[byte & 15]}`;
+const visible = (c: number) => c >= 0x21 && c <= 0x7e;
 
 /**
  * One header item: every byte of its UTF-8 form outside printable ASCII `\x21-\x7e`, space and `%`
- * itself percent-encoded (`é` → `%C3%A9`, the literal `%C3%A9` → `%25C3%25A9`, `a b` → `a%20b`). A
- * lone UTF-16 surrogate (which JSON allows and UTF-8 cannot carry) is sent as its 3-byte WTF-8 form,
- * so that no two strings share an encoding.
+ * itself percent-encoded (`é` → `%C3%A9`, the literal `%C3%A9` → `%25C3%25A9`, `a b` → `a%20b`;
+ * core/percent.ts).
  */
 export function encodeHeaderItem(s: string): string {
-  if (PLAIN_ITEM_RE.test(s)) return s;
-  let out = '';
-  for (let i = 0; i < s.length; i++) {
-    let cp = s.charCodeAt(i);
-    if (cp >= 0x21 && cp <= 0x7e && cp !== 0x25) {
-      out += s[i];
-      continue;
-    }
-    if (cp >= 0xd800 && cp <= 0xdbff && i + 1 < s.length) {
-      const lo = s.charCodeAt(i + 1);
-      if (lo >= 0xdc00 && lo <= 0xdfff) {
-        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-        i++;
-      }
-    }
-    if (cp < 0x80) out += pct(cp);
-    else if (cp < 0x800) out += pct(0xc0 | (cp >> 6)) + pct(0x80 | (cp & 63));
-    else if (cp < 0x10000) out += pct(0xe0 | (cp >> 12)) + pct(0x80 | ((cp >> 6) & 63)) + pct(0x80 | (cp & 63));
-    else out += pct(0xf0 | (cp >> 18)) + pct(0x80 | ((cp >> 12) & 63)) + pct(0x80 | ((cp >> 6) & 63)) + pct(0x80 | (cp & 63));
-  }
-  return out;
+  return PLAIN_ITEM_RE.test(s) ? s : percentEncode(s, visible);
 }
 
 /** One claim value (or array element) as an item, or null when it carries no value. */

@@ -1,6 +1,8 @@
 // The conflict gate's decision: (preconditions, cached version, lease, policy) → allow or 412/409/428. Pure.
-import { deny, STORE_RETRY_AFTER_S, type Decision, type Deny } from '../../core/decision.js';
+import { deny, STORE_RETRY_AFTER_S, type Decision, type Deny, type Headers } from '../../core/decision.js';
+import { H } from '../../core/http.js';
 import { parseTagList, strongMatch, weakMatch, type EntityTag, type TagList } from '../../core/preconditions.js';
+import { fieldValue } from '../../core/percent.js';
 import { compareOrdered, etagOf, isOrdered, isStaleClientVersion } from '../../core/versions.js';
 
 /** The precondition header fields of a write, parsed. */
@@ -82,6 +84,15 @@ function stale(code: 'precondition_failed' | 'stale_client_version', detail: str
 }
 
 /**
+ * What an allowed write tells the upstream: its resource key and the cached version (empty when
+ * none), each as a header can carry it (core/percent.ts#fieldValue: an upstream's raw SET can
+ * hold a newline, and a key built from a decoded path any character).
+ */
+export function resourceHeaders(key: string, version: string | null): Headers {
+  return { [H.resourceKey]: fieldValue(key), [H.resourceVersion]: fieldValue(version ?? '') };
+}
+
+/**
  * Evaluates a write's preconditions against the cached version, in RFC 9110 §13.2.2 order:
  * If-Match (strong comparison, §13.1.1), then If-None-Match (weak, §13.1.2: for an unsafe method
  * a match is 412), then Client-Version (ordered versions compare, others must be equal). An If-Match
@@ -103,7 +114,7 @@ export function decideConflict(resourceKey: string, p: Preconditions, v: Version
         members: { retryAfter: STORE_RETRY_AFTER_S },
       });
     }
-    return { kind: 'allow', headers: { 'X-Resource-Key': resourceKey, 'X-Resource-Version': '' } };
+    return { kind: 'allow', headers: resourceHeaders(resourceKey, null) };
   }
   const current = v.kind === 'found' ? v.version : null;
 
@@ -135,5 +146,5 @@ export function decideConflict(resourceKey: string, p: Preconditions, v: Version
       members: { retryAfter },
     });
   }
-  return { kind: 'allow', headers: { 'X-Resource-Key': resourceKey, 'X-Resource-Version': current ?? '' } };
+  return { kind: 'allow', headers: resourceHeaders(resourceKey, current) };
 }

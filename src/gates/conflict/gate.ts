@@ -14,7 +14,7 @@ import type { BodyRead, BodyStream } from '../idempotency/body.js';
 import { checkKey, decideIdempotency, encodeFingerprint, parseIdempotencyKey, type Fingerprint, type RecordOutcome } from '../idempotency/decide.js';
 import { IdempotencyRules } from '../idempotency/gate.js';
 import { idempotencyScope } from '../idempotency/scope.js';
-import { cacheBehind, checkRequirement, decideConflict, parsePreconditions, type ConflictPolicy, type LeaseOutcome, type Preconditions, type VersionOutcome } from './decide.js';
+import { cacheBehind, checkRequirement, decideConflict, parsePreconditions, resourceHeaders, type ConflictPolicy, type LeaseOutcome, type Preconditions, type VersionOutcome } from './decide.js';
 
 export interface ConflictGateOptions {
   conflict: CompiledConflict;
@@ -172,9 +172,9 @@ export class ConflictGate {
     if (target) {
       const { resource } = target;
       if ('bad' in target) {
-        resStep = withMode('conflict', resource.pattern, resource.mode, target.bad, {}, { [H.resourceKey]: '', [H.resourceVersion]: '' });
+        resStep = withMode('conflict', resource.pattern, resource.mode, target.bad, {}, resourceHeaders('', null));
       } else {
-        const emptyAllow = { [H.resourceKey]: target.key, [H.resourceVersion]: '' };
+        const emptyAllow = resourceHeaders(target.key, null);
         const pre = parsePreconditions(facts);
         if ('kind' in pre) resStep = withMode('conflict', resource.pattern, resource.mode, pre, { key: target.key }, emptyAllow);
         else {
@@ -228,7 +228,7 @@ export class ConflictGate {
         version: ver.version.kind === 'found' ? ver.version.version : ver.version.kind === 'missing' ? null : 'store unavailable',
         ...(this.opts.conflict.claim.enabled ? { lease: ver.lease.kind === 'held' ? `held ${Math.ceil(ver.lease.remainingMs / 1000)}s` : mode === 'live' ? ver.lease.kind : 'free' } : {}),
       };
-      const versionHeaders = { [H.resourceKey]: key, [H.resourceVersion]: ver.version.kind === 'found' ? ver.version.version : '' };
+      const versionHeaders = resourceHeaders(key, ver.version.kind === 'found' ? ver.version.version : null);
       if (retry) {
         // A retry the upstream answers from what it stored: no precondition, no lease.
         giveLeaseBack();

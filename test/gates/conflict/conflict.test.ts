@@ -101,6 +101,30 @@ describe('preconditions against the version cache', () => {
     expect(r.headers.get('x-resource-version')).toBe('');
   });
 
+  test('a version or key no header may carry is sent percent-encoded, not left to hang the answer', async () => {
+    // An upstream's raw SET can hold anything, and a path segment decodes to any character: a
+    // control character or one beyond Latin-1 would make Node refuse the whole header block.
+    const cases: [version: string, sent: string][] = [
+      ['a\nb', 'a%0Ab'],
+      ['v€1', 'v%E2%82%AC1'],
+      ['é', '%C3%A9'],
+      ['100%\u0001', '100%25%01'],
+      ['Wed, 02 Dec 2026 10:00:00 GMT', 'Wed, 02 Dec 2026 10:00:00 GMT'],
+      ['50%', '50%'],
+    ];
+    for (const [i, [version, sent]] of cases.entries()) {
+      await raw.set(`${prefix}ver:{docs:v${i}}`, version);
+      const res = await forward(g.url, 'PUT', `/api/docs/v${i}`, bearer, { signal: AbortSignal.timeout(3000) });
+      expect([version, res.status]).toEqual([version, 200]);
+      expect(res.headers.get('x-resource-version')).toBe(sent);
+    }
+    for (const [segment, key] of [['%E2%82%AC', 'docs:%E2%82%AC'], ['caf%C3%A9', 'docs:caf%C3%A9']]) {
+      const res = await forward(g.url, 'PUT', `/api/docs/${segment}`, bearer, { signal: AbortSignal.timeout(3000) });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-resource-key')).toBe(key);
+    }
+  });
+
   test('an upstream SET is seen on the next write', async () => {
     await raw.set(`${prefix}ver:{orders:42}`, '9');
     expect((await forward(g.url, 'PUT', '/api/orders/42', { ...bearer, 'If-Match': '"8"' })).status).toBe(412);
