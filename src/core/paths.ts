@@ -18,7 +18,7 @@ export type NormalizeResult = { ok: true; path: string; segments: Segments; lowe
 
 // A decoded segment must not hide a separator or a control byte (smuggling past a pattern).
 // eslint-disable-next-line no-control-regex
-const FORBIDDEN_RE = /[\u0000-\u001f\u007f/]/;
+const FORBIDDEN_RE = /[\u0000-\u001f\u007f/\\]/;
 const UPPER_RE = /[A-Z]/;
 const NON_ASCII_RE = /[^\x00-\x7f]/;
 
@@ -37,6 +37,9 @@ export function asciiLower(s: string): string {
  * Normalises the path of a request-target (`/a/%7Euser/../b?x=1` → `/a/b`). Each segment is
  * percent-decoded before dot-segments are removed (RFC 3986 §5.2.4), so `%2e%2e` cannot climb past
  * a pattern the way `..` cannot. A decoded `/`, NUL or control byte, or a broken escape, is refused.
+ * So is a backslash, raw or decoded: WHATWG URL parsing (Node's `new URL`, so Hono and every
+ * fetch-style router on Node) reads a raw `\` as `/`, and IIS and some servlet setups a decoded one,
+ * so `/api\orders\42` would run the `/api/orders/42` handler past that path's rules.
  *
  * Empty segments are dropped: `//api/orders/42`, `/api//orders/42` and `/api/orders/42/` are all
  * `/api/orders/42`. Many upstreams merge slashes or ignore a trailing one, so a path that only
@@ -76,7 +79,7 @@ export function normalizePath(target: string, semantics: PathSemantics = DEFAULT
       }
       if (seg.includes(';')) return { ok: false, reason: 'the forwarded URI has an encoded ";" in a segment' };
     }
-    if (FORBIDDEN_RE.test(seg)) return { ok: false, reason: 'the forwarded URI has an encoded slash or control character in a segment' };
+    if (FORBIDDEN_RE.test(seg)) return { ok: false, reason: 'the forwarded URI has a backslash, an encoded slash or a control character in a segment' };
     if (seg === '' || seg === '.') continue;
     if (seg === '..') out.pop();
     else out.push(seg);

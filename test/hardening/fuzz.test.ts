@@ -1,5 +1,5 @@
-// Seeded fuzz of the forwarded request: no allow that a case-insensitive, `;`-stripping, HEAD-as-GET
-// upstream would route to a rule the request does not satisfy.
+// Seeded fuzz of the forwarded request: no allow that a case-insensitive, `;`-stripping, HEAD-as-GET,
+// backslash-as-slash upstream would route to a rule the request does not satisfy.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { buildApp, type TestApp } from '../helpers/app.js';
 import { signHs } from '../helpers/tokens.js';
@@ -37,7 +37,7 @@ const ROUTES: ModelRoute[] = [
 const VERSIONS: Record<string, string> = { 'orders:42': '7', 'orders:7': '3' };
 
 // Path pieces an attacker mixes: the rules' literals in other cases and spellings, and tricks.
-const PIECES = ['api', 'API', 'Api', 'aPI', 'orders', 'ORDERS', 'Orders', 'admin', 'ADMIN', 'public', 'PUBLIC', 'docs', '42', '042', '7', 'x', '..', '.', '%2e%2e', '%2E', '', ';', ';x=1', '..;', '%3B', '%2F', '%252e', '%EF%AC%81', '%C4%B1', 'p%C4%B1blic', '%E2%84%AApi', 'ordErs;v=1', '42;v=1', 'admin;', '%61dmin', 'publ%69c'];
+const PIECES = ['api', 'API', 'Api', 'aPI', 'orders', 'ORDERS', 'Orders', 'admin', 'ADMIN', 'public', 'PUBLIC', 'docs', '42', '042', '7', 'x', '..', '.', '%2e%2e', '%2E', '', ';', ';x=1', '..;', '%3B', '%2F', '%252e', '%EF%AC%81', '%C4%B1', 'p%C4%B1blic', '%E2%84%AApi', 'ordErs;v=1', '42;v=1', 'admin;', '%61dmin', 'publ%69c', '\\', 'api\\orders', '..\\api', '%5C', 'orders%5C42', 'public\\..'];
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'get', 'Put'];
 const TOKENS = ['none', 'read', 'write', 'admin', 'all'] as const;
 const SCOPES: Record<(typeof TOKENS)[number], string> = { none: '', read: 'orders:read', write: 'orders:write', admin: 'admin', all: 'admin orders:write' };
@@ -55,12 +55,14 @@ const pick = <T>(rnd: () => number, xs: readonly T[]): T => xs[Math.floor(rnd() 
 /** Spellings of one segment an upstream may read as the same literal. */
 const spell = (rnd: () => number, lit: string): string =>
   pick(rnd, [lit, lit.toUpperCase(), lit[0]!.toUpperCase() + lit.slice(1), `${lit};v=1`, `%${lit.charCodeAt(0).toString(16)}${lit.slice(1)}`, lit, lit]);
+/** The separator before a segment: mostly `/`, sometimes doubled, or a backslash (raw or encoded). */
+const sep = (rnd: () => number): string => (rnd() < 0.1 ? '//' : rnd() < 0.06 ? pick(rnd, ['\\', '%5C', '/\\']) : '/');
 
 function casePath(rnd: () => number): string {
   if (rnd() < 0.5) {
     // Near a rule: /api/orders/<id>, /api/admin/<x>, /public/<x> with decorations.
     const shape = pick(rnd, [['api', 'orders', pick(rnd, ['42', '042', '7', '99'])], ['api', 'admin', 'x'], ['public', 'x'], ['docs', 'a'], ['public', '..', 'api', 'admin', 'x']]);
-    return shape.map((seg) => (rnd() < 0.1 ? '//' : '/') + (rnd() < 0.3 ? spell(rnd, seg) : seg)).join('') + (rnd() < 0.1 ? '/' : '');
+    return shape.map((seg, i) => (i === 0 ? (rnd() < 0.1 ? '//' : '/') : sep(rnd)) + (rnd() < 0.3 ? spell(rnd, seg) : seg)).join('') + (rnd() < 0.1 ? '/' : '');
   }
   const n = 1 + Math.floor(rnd() * 5);
   let p = '';

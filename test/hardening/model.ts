@@ -1,7 +1,9 @@
 // A model of how a lenient upstream routes a request: what the gate must never read more strictly.
 //
 // The upstream decodes each segment, strips servlet `;` parameters, merges slashes, resolves dot
-// segments, compares literals case-insensitively, and runs the GET handler for HEAD. The gate
+// segments, compares literals case-insensitively, and runs the GET handler for HEAD. It reads a
+// backslash as a slash, raw (as WHATWG URL parsing does: Node's `new URL`, so Hono and every
+// fetch-style router on Node) or decoded from `%5C` (as IIS and some servlet setups do). The gate
 // may refuse what such an upstream would route (a 400), but it must never allow a request that
 // this upstream would hand to a route whose rule the request does not satisfy.
 
@@ -21,7 +23,7 @@ export function upstreamSegments(path: string): string[] | null {
   const q = path.search(/[?#]/);
   const p = q === -1 ? path : path.slice(0, q);
   const out: string[] = [];
-  for (const raw of p.split('/')) {
+  for (const raw of p.replaceAll('\\', '/').split('/')) {
     let seg = raw;
     const semi = seg.indexOf(';');
     if (semi !== -1) seg = seg.slice(0, semi);
@@ -32,9 +34,11 @@ export function upstreamSegments(path: string): string[] | null {
     }
     const semi2 = seg.indexOf(';');
     if (semi2 !== -1) seg = seg.slice(0, semi2);
-    if (seg === '' || seg === '.') continue;
-    if (seg === '..') out.pop();
-    else out.push(seg);
+    for (const part of seg.split('\\')) {
+      if (part === '' || part === '.') continue;
+      if (part === '..') out.pop();
+      else out.push(part);
+    }
   }
   return out;
 }

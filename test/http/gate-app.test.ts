@@ -48,6 +48,8 @@ describe('the forwarded request', () => {
     ['a method that is not a token', { 'X-Forwarded-Method': 'GE T', 'X-Forwarded-Uri': '/x' }],
     ['an encoded slash in a segment', { 'X-Forwarded-Method': 'GET', 'X-Forwarded-Uri': '/api/orders%2F1' }],
     ['a NUL byte', { 'X-Forwarded-Method': 'GET', 'X-Forwarded-Uri': '/api/%00' }],
+    ['a backslash (Node\'s URL parser reads it as a slash)', { 'X-Forwarded-Method': 'PUT', 'X-Forwarded-Uri': '/api\\orders\\42' }],
+    ['an encoded backslash', { 'X-Forwarded-Method': 'GET', 'X-Forwarded-Uri': '/api/admin%5Cx' }],
     ['a relative URI', { 'X-Forwarded-Method': 'GET', 'X-Forwarded-Uri': 'api/x' }],
     ['X-Forwarded-For garbage', { 'X-Forwarded-Method': 'GET', 'X-Forwarded-Uri': '/public/x', 'X-Forwarded-For': 'not-an-ip' }],
   ])('%s is 400 bad_forward_request', async (_n, headers) => {
