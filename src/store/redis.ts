@@ -369,9 +369,12 @@ export class RedisStore implements VersionStore {
     try {
       await client.quit();
     } catch {
-      client.disconnect();
+      // disconnect() below
     } finally {
       clearTimeout(timer);
+      // Also after a QUIT: only disconnect() stops Sentinel's failover detector, whose connections
+      // to each sentinel would otherwise keep the process alive (a script using the client library).
+      client.disconnect();
     }
   }
 }

@@ -27,6 +27,7 @@ import {
   metricsText,
   oneClaimPerVersion,
   publishesEverywhere,
+  publisherLetsProcessExit,
   replayAcrossGates,
   sleep,
   spreadOverMasters,
@@ -152,6 +153,7 @@ describe('cluster: the gate, as processes', () => {
   test('three gates admit exactly N per client, for clients on every master', () => exactLimitAcrossGates(mode, uniquePrefix('cluster-limit')));
   test('claim mode: 20 concurrent writes admit exactly one, for resources on every master', () => oneClaimPerVersion(mode, uniquePrefix('cluster-claim')));
   test('admin API and client library publish on every master; the gate reads them', () => publishesEverywhere(mode, uniquePrefix('cluster-pub')));
+  test('a script that closes its publisher exits by itself', () => publisherLetsProcessExit(mode, uniquePrefix('cluster-exit')), 20_000);
   test('the nginx replay is served by another gate, for ids on every master', () => replayAcrossGates(mode, uniquePrefix('cluster-replay')));
 
   test('a one-node url at a cluster node: exit 2 naming store.cluster (check stays offline: 0)', async () => {

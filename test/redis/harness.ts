@@ -4,7 +4,10 @@ import { VersionPublisher, type RedisPublisherOptions } from '../../src/client/i
 import { keyLayout } from '../../src/store/keys.js';
 import { slotOf } from '../../src/store/redis/slot.js';
 import { runFailover, type FailoverReport } from '../../bench/lib/failover.js';
-import { forward, startGate, type RunningGate } from '../helpers/gate.js';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { forward, ROOT, startGate, type RunningGate } from '../helpers/gate.js';
 import { AUDIENCE, ISSUER, jwks, makeKey, sign, type TestKey } from '../helpers/tokens.js';
 
 export { describeFailover, type FailoverReport } from '../../bench/lib/failover.js';
@@ -199,6 +202,31 @@ export async function publishesEverywhere(mode: Mode, prefix: string): Promise<v
     await pub.close();
     await g!.stop();
   }
+}
+
+/**
+ * A script that uses the client library (the built package, in its own process) ends by itself
+ * once it has closed its publisher: close() leaves no connection behind, in this mode's topology
+ * (Sentinel's failover detector holds one to each sentinel).
+ */
+export async function publisherLetsProcessExit(mode: Mode, prefix: string): Promise<void> {
+  const client = pathToFileURL(join(ROOT, 'dist/client/index.js')).href;
+  const script = `
+    import { VersionPublisher } from ${JSON.stringify(client)};
+    const pub = new VersionPublisher({ redis: JSON.parse(process.argv[1]) });
+    await pub.publish('orders:exit', 1);
+    console.log('got', await pub.get('orders:exit'));
+    await pub.close();
+    console.log('closed');`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script, JSON.stringify({ ...mode.publisher, keyPrefix: prefix })], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  const code = await exited;
+  clearTimeout(timer);
+  expect({ code, out }).toEqual({ code: 0, out: 'got 1\nclosed\n' });
 }
 
 /** nginx's replay: a kept denial is served again by another gate, for ids kept on every master, at no cost. */

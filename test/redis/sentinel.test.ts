@@ -15,6 +15,7 @@ import {
   LATENCY_BOUND_MS,
   oneClaimPerVersion,
   publishesEverywhere,
+  publisherLetsProcessExit,
   replayAcrossGates,
   sleep,
   type Mode,
@@ -82,6 +83,7 @@ describe('sentinel: the gate, as processes', () => {
   test('three gates admit exactly N per client', () => exactLimitAcrossGates(mode, uniquePrefix('sentinel-limit')));
   test('claim mode: 20 concurrent writes admit exactly one', () => oneClaimPerVersion(mode, uniquePrefix('sentinel-claim')));
   test('admin API and client library publish; the gate reads them', () => publishesEverywhere(mode, uniquePrefix('sentinel-pub')));
+  test('a script that closes its publisher exits by itself', () => publisherLetsProcessExit(mode, uniquePrefix('sentinel-exit')), 20_000);
   test('the nginx replay is served by another gate', () => replayAcrossGates(mode, uniquePrefix('sentinel-replay')));
 });
 
