@@ -138,6 +138,8 @@ function caddyfile(input: ProxyConfigInput): string {
 			# replaces what the client sent. The gate always sends all of them, empty when it has no
 			# value: Caddy 2.6.2 would otherwise pass the literal text
 			# "{http.reverse_proxy.header.X-Auth-Subject}", and 2.9.0 to 2.11.1 the client's own value.
+			# Not the RateLimit pair: the gate sends it only when a rate-limit rule applied, so on an
+			# allow no rule matched it would reach the API as that literal text.
 			copy_headers ${copied.join(' ')}
 
 			# A fresh id per call, for the gate's log lines. Caddy needs no replay (that is nginx's
