@@ -138,10 +138,15 @@ export function needsRestart(running: Compiled, next: Compiled): ConfigIssue[] {
   const why = 'changed; this needs a restart (the running config stays)';
   for (const k of ['port', 'adminPort', 'metricsPort', 'host'] as const) if (running.server[k] !== next.server[k]) issues.push({ path: `server.${k}`, message: why });
   for (const [k, v] of Object.entries(next.store)) {
-    if (JSON.stringify(v) !== JSON.stringify((running.store as unknown as Record<string, unknown>)[k])) issues.push({ path: `store.${k}`, message: why });
+    // `mode` follows from url / cluster / sentinel, each reported by its own name.
+    if (k === 'mode') continue;
+    if (JSON.stringify(v) !== JSON.stringify((running.store as unknown as Record<string, unknown>)[k])) issues.push({ path: `store.${STORE_FIELD[k] ?? k}`, message: why });
   }
   return issues;
 }
+
+/** The config file's name of a compiled store setting, where they differ. */
+const STORE_FIELD: Record<string, string> = { commandTimeoutMs: 'commandTimeout', connectTimeoutMs: 'connectTimeout' };
 
 function buildGeneration(compiled: Compiled, sha256: string, store: VersionStore, metrics: Metrics, log: Logger, now: () => number, previous?: TokenVerifier): Generation {
   const a = compiled.auth;

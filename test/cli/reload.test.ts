@@ -85,6 +85,14 @@ describe('POST /reload and SIGHUP', () => {
     const res = await reload(g);
     expect(res.status).toBe(422);
     expect(((await res.json()) as { problems: string[] }).problems).toEqual(['store.keyPrefix: changed; this needs a restart (the running config stays)']);
+    // named as the file names them (not the compiled commandTimeoutMs, nor a derived mode)
+    writeFileSync(join(dir, 'gate.yaml'), yaml(4).replace('store: { url: memory }', 'store: { url: "redis://127.0.0.1:1", commandTimeout: 500ms }'));
+    const other = await reload(g);
+    expect(other.status).toBe(422);
+    expect(((await other.json()) as { problems: string[] }).problems).toEqual([
+      'store.url: changed; this needs a restart (the running config stays)',
+      'store.commandTimeout: changed; this needs a restart (the running config stays)',
+    ]);
   });
 
   test('SIGHUP reloads; the process keeps running, and still drains and exits 0 on SIGTERM', async () => {
