@@ -1,4 +1,5 @@
 // `conflict-gate explain`: the trace of one described request against a config's store, changing nothing.
+import { isIP } from 'node:net';
 import { readConfig, type Env } from '../config/read.js';
 import { explain, renderTrace, type ExplainRequest } from '../explain.js';
 import { createLogger } from '../obs/log.js';
@@ -20,6 +21,8 @@ const HEADER_RE = /^([A-Za-z0-9!#$%&'*+.^_`|~-]+):[ \t]*(.*?)[ \t]*$/;
 export async function explainCommand(a: ExplainArgs, env: Env): Promise<number> {
   if (!a.config) return usageError('explain needs --config FILE (or GATE_CONFIG)');
   if (!a.method || !a.uri) return usageError('explain needs --method and --uri');
+  // The client's address as the proxy would forward it: a value that is none is a usage error.
+  if (a.ip !== undefined && isIP(a.ip) === 0) return usageError(`--ip expects an IP address, got ${JSON.stringify(a.ip.length > 60 ? `${a.ip.slice(0, 60)}…` : a.ip)}`);
   const headers: Record<string, string> = {};
   for (const h of a.header ?? []) {
     const m = HEADER_RE.exec(h);

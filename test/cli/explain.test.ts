@@ -127,6 +127,7 @@ describe('conflict-gate explain', () => {
     ['no --method', ['--uri', '/x']],
     ['a malformed -H', ['--method', 'GET', '--uri', '/x', '-H', 'no colon']],
     ['an option of another command', ['--method', 'GET', '--uri', '/x', '--dev']],
+    ['an --ip that is not an IP address', ['--method', 'GET', '--uri', '/x', '--ip', 'notanip']],
   ])('exit 2 for a usage error: %s', async (_n, args) => {
     const r = await runCli(['explain', '--config', config, ...args], {}, dir);
     expect(r.code).toBe(2);
@@ -172,5 +173,8 @@ describe('admin POST /explain', () => {
     const bad = await post({ method: 'GET' });
     expect(bad.status).toBe(400);
     expect(await bad.json()).toMatchObject({ code: 'bad_request' });
+    const badIp = await post({ method: 'GET', uri: '/x', ip: 'bad' });
+    expect(badIp.status).toBe(400);
+    expect(await badIp.json()).toMatchObject({ code: 'bad_request', detail: expect.stringContaining('ip: expected an IP address') });
   });
 });

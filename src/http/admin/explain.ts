@@ -1,5 +1,6 @@
 // Admin POST /explain: the same trace as `conflict-gate explain`, as JSON, with no side effects.
 import type { Hono } from 'hono';
+import { isIP } from 'node:net';
 import type { ForwardedOptions } from '../../core/forwarded.js';
 import { explain, type ExplainRequest } from '../../explain.js';
 import type { Gates } from '../../pipeline.js';
@@ -13,7 +14,7 @@ function parse(body: unknown): ExplainRequest | string {
   const b = body as Record<string, unknown>;
   if (typeof b.method !== 'string' || !METHOD_RE.test(b.method)) return 'method: expected an HTTP method';
   if (typeof b.uri !== 'string' || b.uri === '' || b.uri.length > 8192) return 'uri: expected a request-target like "/api/orders/42"';
-  if (b.ip !== undefined && typeof b.ip !== 'string') return 'ip: expected an IP address';
+  if (b.ip !== undefined && (typeof b.ip !== 'string' || isIP(b.ip) === 0)) return 'ip: expected an IP address';
   const headers: Record<string, string> = {};
   if (b.headers !== undefined) {
     if (typeof b.headers !== 'object' || b.headers === null || Array.isArray(b.headers)) return 'headers: expected an object of header names to values';
