@@ -66,7 +66,11 @@ process.on('unhandledRejection', (reason) => {
   process.stderr.write(`conflict-gate: unhandled rejection: ${reason instanceof Error ? reason.message : String(reason)}\n`);
 });
 
-const code = await main(process.argv.slice(2), process.env);
+// A fault no command caught ends the process with one line, never a stack trace.
+const code = await main(process.argv.slice(2), process.env).catch((err: unknown) => {
+  process.stderr.write(`conflict-gate: unexpected error: ${err instanceof Error ? err.message : String(err)}\n`);
+  return 1;
+});
 // Let stdout/stderr drain (pipes are asynchronous), then leave even if a handle lingers.
 process.exitCode = code;
 setTimeout(() => process.exit(code), 1000).unref();

@@ -67,8 +67,17 @@ export async function serve(a: ServeArgs, env: Env): Promise<number> {
   const adminToken = env.GATE_ADMIN_TOKEN || dev?.adminToken || undefined;
   const devJwks = dev?.jwks;
   // One reload at a time, each reading the file afresh (SIGHUP, POST /reload and --watch alike).
+  // A reload never rejects: one that failed unexpectedly is refused like an invalid file and
+  // logged, and the next one runs (a rejection kept in the chain would refuse every later one).
   let reloading: Promise<ReloadOutcome> = Promise.resolve({ ok: true, sha256: result.sha256, changed: false });
-  const reload = a.config ? () => (reloading = reloading.then(() => readConfig(a.config!, env).then((r) => deps.reload(r)))) : undefined;
+  const reloadOnce = (file: string): Promise<ReloadOutcome> =>
+    readConfig(file, env)
+      .then((r) => deps.reload(r))
+      .catch((err: unknown) => {
+        log.error({ err }, 'config reload failed');
+        return { ok: false, issues: [{ path: file, message: 'the reload failed unexpectedly (see the log); the running config stays' }] };
+      });
+  const reload = a.config ? () => (reloading = reloading.then(() => reloadOnce(a.config!))) : undefined;
   let server;
   try {
     server = await startServer(deps, {

@@ -42,7 +42,13 @@ export function loadConfigText(text: string, env: Env, source = '(config)'): Loa
     // prettyErrors: the first line ends "at line L, column C:", followed by a source excerpt.
     return { ok: false, issues: doc.errors.map((e) => ({ path: source, message: `invalid YAML: ${e.message.split('\n')[0]!.replace(/:$/, '')}` })) };
   }
-  const raw: unknown = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    // An alias bomb ("billion laughs") parses, and is refused here, when its aliases are expanded.
+    raw = doc.toJS() ?? {};
+  } catch (err) {
+    return { ok: false, issues: [{ path: source, message: `invalid YAML: ${err instanceof Error ? err.message : String(err)}` }] };
+  }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     return { ok: false, issues: [{ path: '(root)', message: 'expected a mapping of sections (server, store, auth, rateLimit, conflict)' }] };
   }

@@ -1,10 +1,10 @@
 // Reload without restart: SIGHUP, POST /reload and --watch; invalid configs keep the running one.
 import { createServer, type Server } from 'node:http';
-import { mkdirSync, mkdtempSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { forward, startGate, type RunningGate } from '../helpers/gate.js';
+import { forward, ROOT, startGate, type RunningGate } from '../helpers/gate.js';
 import { AUDIENCE, ISSUER, jwks, makeKey, sign, type TestKey } from '../helpers/tokens.js';
 
 const ADMIN = 'reload-admin-token-0123456789';
@@ -78,6 +78,22 @@ describe('POST /reload and SIGHUP', () => {
     expect(await reloads(g, 'error')).toBe(errors + 1);
     expect((await forward(g.url, 'GET', '/a', { Authorization: `Bearer ${await sign(key, { sub: 'sid' })}` })).status).toBe(200);
     expect(await until(async () => g.output().includes('config reload refused: ratelimt: unknown key'))).toBe(true);
+  });
+
+  test('a YAML alias bomb is refused with 422 (on SIGHUP too), and the next reload still applies', async () => {
+    const bomb = readFileSync(join(ROOT, 'test/fixtures/config/yaml-alias-bomb.yaml'), 'utf8');
+    writeFileSync(join(dir, 'gate.yaml'), bomb);
+    const res = await reload(g);
+    expect(res.status).toBe(422);
+    expect(((await res.json()) as { problems: string[] }).problems).toEqual([`${join(dir, 'gate.yaml')}: invalid YAML: Excessive alias count indicates a resource exhaustion attack`]);
+    const errors = await reloads(g, 'error');
+    g.proc.kill('SIGHUP');
+    expect(await until(async () => (await reloads(g, 'error')) === errors + 1)).toBe(true);
+    // logged as check prints it, once per refusal (log lines reach the output asynchronously)
+    expect(await until(async () => g.output().match(/config reload refused: [^\n]*Excessive alias count/g)?.length === 2)).toBe(true);
+    expect(g.output()).not.toContain('unhandled');
+    writeFileSync(join(dir, 'gate.yaml'), yaml(4));
+    expect((await reload(g)).status).toBe(200);
   });
 
   test('a change to the listeners or the store is refused: it needs a restart', async () => {

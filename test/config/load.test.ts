@@ -64,6 +64,7 @@ const CASES: [fixture: string, lines: string[], env?: Record<string, string>][] 
   ['store-cluster', ['REDIS_SENTINELS: required when REDIS_SENTINEL_NAME is set (comma-separated host:port of the sentinels)'], { REDIS_SENTINEL_NAME: 'mymaster' }],
   ['store-cluster', ['REDIS_CLUSTER_NODES: "10.0.0.2": expected "host:port" or a redis:// URL with no credentials or path (they have their own fields)'], { REDIS_CLUSTER_NODES: '10.0.0.1:6379,10.0.0.2' }],
   ['invalid-yaml', [`${FIX}/invalid-yaml.yaml: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ] at line 2, column 1`]],
+  ['yaml-alias-bomb', [`${FIX}/yaml-alias-bomb.yaml: invalid YAML: Excessive alias count indicates a resource exhaustion attack`]],
 ];
 
 describe('conflict-gate check: one message per problem, naming the field', () => {
