@@ -65,19 +65,37 @@ export class ReplayCache {
     const hit = this.local.get(requestId);
     if (hit && hit.untilMs > this.now()) return hit.fingerprint === fingerprint ? hit.res : null;
     const value = await this.store.recall(requestId).catch(() => null);
-    if (value === null) return null;
-    try {
-      const kept = JSON.parse(value) as { f: string; s: number; h: Record<string, string>; b: string };
-      return kept.f === fingerprint ? { status: kept.s, headers: kept.h, body: kept.b } : null;
-    } catch {
-      return null;
-    }
+    const kept = value === null ? null : keptAnswer(value);
+    return kept !== null && kept.f === fingerprint ? { status: kept.s, headers: kept.h, body: kept.b } : null;
   }
 
   /** Denials held in this replica's memory (tests, metrics). */
   get size(): number {
     return this.local.size;
   }
+}
+
+const TOKEN_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const FIELD_VALUE_RE = /^[\t\x20-\x7e]*$/;
+
+/**
+ * A kept denial as read back from the store, or null when it is not one this gate wrote: a record
+ * anyone with access to the store could have left (a status that is no denial, a header Node would
+ * refuse to send) is treated as nothing kept, so the request is evaluated, never left unanswered.
+ */
+function keptAnswer(value: string): { f: string; s: number; h: Record<string, string>; b: string } | null {
+  let kept: unknown;
+  try {
+    kept = JSON.parse(value);
+  } catch {
+    return null;
+  }
+  if (typeof kept !== 'object' || kept === null) return null;
+  const { f, s, h, b } = kept as Record<string, unknown>;
+  if (typeof f !== 'string' || typeof b !== 'string' || !Number.isInteger(s) || (s as number) < 400 || (s as number) > 599) return null;
+  if (typeof h !== 'object' || h === null || Array.isArray(h)) return null;
+  for (const [name, v] of Object.entries(h)) if (!TOKEN_RE.test(name) || typeof v !== 'string' || !FIELD_VALUE_RE.test(v)) return null;
+  return { f, s: s as number, h: h as Record<string, string>, b };
 }
 
 /**

@@ -1,9 +1,14 @@
 // The nginx replay protocol (http/replay.ts): a marked first call keeps its denial, the replay is served from it;
 // one evaluation, one count and one log line per client request; an unmarked X-Request-Id keeps nothing.
+import { createHash } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ReplayCache } from '../../src/http/replay.js';
+import { keyLayout } from '../../src/store/keys.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import { buildApp, type TestApp } from '../helpers/app.js';
+import { forward, startGate, type RunningGate } from '../helpers/gate.js';
+import { flushPrefix, SHARED_REDIS_URL, uniquePrefix } from '../helpers/redis.js';
 import { AUDIENCE, ISSUER, jwks, makeKey, sign, type TestKey } from '../helpers/tokens.js';
 import { scrape, total } from '../helpers/prom.js';
 
@@ -161,5 +166,55 @@ describe('ReplayCache', () => {
     expect(await cache.recall('id-00000004', 'f')).toEqual(res);
     now = 10_001;
     expect(await cache.recall('id-00000004', 'f')).toBeNull();
+  });
+});
+
+describe('a record in the store that this gate did not write', () => {
+  // Through the CLI on a real socket and real Redis: a kept denial is read back from the store, and
+  // anyone with access to it could have left something else under a request id.
+  const raw = new Redis(SHARED_REDIS_URL);
+  const prefix = uniquePrefix('replay-records');
+  let g: RunningGate;
+  beforeAll(async () => {
+    g = await startGate({
+      yaml: `
+server: { trustedProxies: ["127.0.0.0/8"] }
+store: { url: "${SHARED_REDIS_URL}", keyPrefix: "${prefix}", commandTimeout: 2s }
+auth: { secret: "replay-records-secret-0123456789abcdef", publicRoutes: ["/public/*"] }
+`,
+    });
+    for (let i = 0; i < 50 && (await fetch(`${g.url}/readyz?strict=1`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
+  });
+  afterAll(async () => {
+    await g.stop();
+    await flushPrefix(raw, prefix);
+    raw.disconnect();
+  });
+
+  const f = createHash('sha256').update('GET').update('\0').update('/public/x').digest('base64url');
+  test.each<[string, unknown]>([
+    ['a null header map', { f, s: 429, h: null, b: '' }],
+    ['a status that is not a number', { f, s: 'abc', h: {}, b: '' }],
+    ['a status that is no denial', { f, s: 200, h: {}, b: '' }],
+    ['a body that is not a string', { f, s: 429, h: {}, b: 123 }],
+    ['a header name that is no token', { f, s: 429, h: { 'Bad Header': 'x' }, b: '' }],
+    ['a header value with CR LF', { f, s: 429, h: { 'Retry-After': 'a\r\nb' }, b: '' }],
+    ['the fingerprint alone', { f }],
+    ['JSON that is no object', 42],
+  ])('%s: the replay is evaluated like any request, not left unanswered', async (_n, record) => {
+    const id = `rec-${Math.random().toString(36).slice(2, 10)}`;
+    await raw.set(keyLayout(prefix).replay(id), JSON.stringify(record), 'EX', 60);
+    const res = await forward(g.url, 'GET', '/public/x', { 'X-Request-Id': id, 'X-Auth-Replay': '429' }, { signal: AbortSignal.timeout(3000) });
+    expect(res.status).toBe(200);
+  });
+
+  test('a well-formed kept denial is still served', async () => {
+    const id = 'rec-wellformed-1';
+    await raw.set(keyLayout(prefix).replay(id), JSON.stringify({ f, s: 429, h: { 'Retry-After': '7', 'Content-Type': 'application/problem+json' }, b: '{"code":"rate_limited"}' }), 'EX', 60);
+    const res = await forward(g.url, 'GET', '/public/x', { 'X-Request-Id': id, 'X-Auth-Replay': '429' }, { signal: AbortSignal.timeout(3000) });
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBe('7');
+    expect(await res.json()).toEqual({ code: 'rate_limited' });
+    expect(g.output()).not.toContain('unhandled');
   });
 });
