@@ -19,6 +19,8 @@ export type NormalizeResult = { ok: true; path: string; segments: Segments; lowe
 // A decoded segment must not hide a separator or a control byte (smuggling past a pattern).
 // eslint-disable-next-line no-control-regex
 const FORBIDDEN_RE = /[\u0000-\u001f\u007f/\\]/;
+// A URI is ASCII (RFC 3986); nginx passes a client's raw bytes on, which Node reads as Latin-1.
+const RAW_NON_ASCII_RE = /[^\x00-\x7e]/;
 const UPPER_RE = /[A-Z]/;
 const NON_ASCII_RE = /[^\x00-\x7f]/;
 
@@ -39,7 +41,9 @@ export function asciiLower(s: string): string {
  * a pattern the way `..` cannot. A decoded `/`, NUL or control byte, or a broken escape, is refused.
  * So is a backslash, raw or decoded: WHATWG URL parsing (Node's `new URL`, so Hono and every
  * fetch-style router on Node) reads a raw `\` as `/`, and IIS and some servlet setups a decoded one,
- * so `/api\orders\42` would run the `/api/orders/42` handler past that path's rules.
+ * so `/api\orders\42` would run the `/api/orders/42` handler past that path's rules. A raw
+ * non-ASCII byte is refused too: the header arrives as Latin-1 (`é` sent raw reads `Ã©`), while an
+ * upstream reading its request line as UTF-8 sees `é`: another resource, another rule.
  *
  * Empty segments are dropped: `//api/orders/42`, `/api//orders/42` and `/api/orders/42/` are all
  * `/api/orders/42`. Many upstreams merge slashes or ignore a trailing one, so a path that only
@@ -62,6 +66,7 @@ export function normalizePath(target: string, semantics: PathSemantics = DEFAULT
     path = slash === -1 ? '/' : path.slice(slash);
   }
   if (!path.startsWith('/')) return { ok: false, reason: 'the forwarded URI is not an absolute path' };
+  if (RAW_NON_ASCII_RE.test(path)) return { ok: false, reason: 'the forwarded URI has a raw non-ASCII byte in its path (percent-encode it)' };
   const strip = semantics.parameters === 'strip';
   if (!strip && path.includes(';')) return { ok: false, reason: 'the forwarded URI has a ";" path parameter' };
   const out: string[] = [];

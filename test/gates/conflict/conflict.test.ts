@@ -125,6 +125,17 @@ describe('preconditions against the version cache', () => {
     }
   });
 
+  test('a path sent as raw UTF-8 bytes is refused, not read as another resource', async () => {
+    // nginx passes a client's raw bytes on; Node reads the header as Latin-1 (`é` → `Ã©`), while an
+    // upstream reading UTF-8 writes `café`: the stale If-Match below must not pass as a write to an
+    // unknown resource.
+    await raw.set(`${prefix}ver:{docs:café}`, '5');
+    expect((await forward(g.url, 'PUT', '/api/docs/caf%C3%A9', { ...bearer, 'If-Match': '"4"' })).status).toBe(412);
+    const res = await forward(g.url, 'PUT', '/api/docs/caf\u00c3\u00a9', { ...bearer, 'If-Match': '"4"' });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ code: 'bad_forward_request' });
+  });
+
   test('an upstream SET is seen on the next write', async () => {
     await raw.set(`${prefix}ver:{orders:42}`, '9');
     expect((await forward(g.url, 'PUT', '/api/orders/42', { ...bearer, 'If-Match': '"8"' })).status).toBe(412);
