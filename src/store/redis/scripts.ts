@@ -40,6 +40,9 @@ end
  * the claim at t=0 with deadline t=250 and Redis is stopped (SIGSTOP); at t=250 the gate gives up
  * (conflict.onStoreError); at t=4000 Redis resumes and runs the claim, sees 4000 > 250, and leaves
  * the resource free for the next writer.
+ *
+ * A claim key with no expiry (PTTL -1) was not written by a gate, which always sets one: it is no
+ * lease, and is replaced by one (else a raw SET of it would block the resource forever).
  */
 const LUA_CLAIM = `
 if redis.replicate_commands then redis.replicate_commands() end
@@ -52,8 +55,9 @@ local bound = v or ''
 local c = redis.call('GET', KEYS[2])
 if c then
   local sep = string.find(c, ':', 1, true)
-  if sep and string.sub(c, sep + 1) == bound then
-    return {v, 'held', redis.call('PTTL', KEYS[2])}
+  local ms = redis.call('PTTL', KEYS[2])
+  if sep and string.sub(c, sep + 1) == bound and ms > 0 then
+    return {v, 'held', ms}
   end
 end
 redis.call('SET', KEYS[2], ARGV[2] .. ':' .. bound, 'PX', ARGV[1])
@@ -67,8 +71,9 @@ local bound = v or ''
 local c = redis.call('GET', KEYS[2])
 if c then
   local sep = string.find(c, ':', 1, true)
-  if sep and string.sub(c, sep + 1) == bound then
-    return {v, redis.call('PTTL', KEYS[2])}
+  local ms = redis.call('PTTL', KEYS[2])
+  if sep and string.sub(c, sep + 1) == bound and ms > 0 then
+    return {v, ms}
   end
 end
 return {v, 0}

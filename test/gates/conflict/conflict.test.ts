@@ -228,6 +228,15 @@ describe('claim mode', () => {
     expect(await raw.get(`${prefix}claim:{orders:1}`)).toMatch(/:5$/);
   });
 
+  test('a claim key with no expiry (not a lease a gate took) blocks nothing and is replaced by a lease', async () => {
+    await raw.set(`${prefix}ver:{orders:9}`, '5');
+    await raw.set(`${prefix}claim:{orders:9}`, 'someone:5');
+    expect((await forward(g.url, 'PUT', '/api/orders/9', { ...bearer, 'If-Match': '"5"' })).status).toBe(200);
+    const ttl = await raw.pttl(`${prefix}claim:{orders:9}`);
+    expect(ttl > 0 && ttl <= 3000).toBe(true);
+    expect((await forward(g.url, 'PUT', '/api/orders/9', { ...bearer, 'If-Match': '"5"' })).status).toBe(409);
+  });
+
   test('after the version changes (a direct SET), the next write is allowed', async () => {
     await raw.set(`${prefix}ver:{orders:1}`, '6');
     expect((await forward(g.url, 'PUT', '/api/orders/1', { ...bearer, 'If-Match': '"5"' })).status).toBe(412);
