@@ -19,8 +19,6 @@ export type NormalizeResult = { ok: true; path: string; segments: Segments; lowe
 // A decoded segment must not hide a separator or a control byte (smuggling past a pattern).
 // eslint-disable-next-line no-control-regex
 const FORBIDDEN_RE = /[\u0000-\u001f\u007f/\\]/;
-// A URI is ASCII (RFC 3986); nginx passes a client's raw bytes on, which Node reads as Latin-1.
-const RAW_NON_ASCII_RE = /[^\x00-\x7e]/;
 const UPPER_RE = /[A-Z]/;
 const NON_ASCII_RE = /[^\x00-\x7f]/;
 
@@ -66,7 +64,8 @@ export function normalizePath(target: string, semantics: PathSemantics = DEFAULT
     path = slash === -1 ? '/' : path.slice(slash);
   }
   if (!path.startsWith('/')) return { ok: false, reason: 'the forwarded URI is not an absolute path' };
-  if (RAW_NON_ASCII_RE.test(path)) return { ok: false, reason: 'the forwarded URI has a raw non-ASCII byte in its path (percent-encode it)' };
+  // A URI is ASCII (RFC 3986); nginx passes a client's raw bytes on, which Node reads as Latin-1.
+  if (NON_ASCII_RE.test(path)) return { ok: false, reason: 'the forwarded URI has a raw non-ASCII byte in its path (percent-encode it)' };
   const strip = semantics.parameters === 'strip';
   if (!strip && path.includes(';')) return { ok: false, reason: 'the forwarded URI has a ";" path parameter' };
   const out: string[] = [];

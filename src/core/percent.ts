@@ -35,6 +35,11 @@ export function percentEncode(s: string, keep: (code: number) => boolean): strin
 const FIELD_VALUE_RE = /^[\t\x20-\x7e]*$/;
 const inFieldValue = (c: number) => c === 0x09 || (c >= 0x20 && c <= 0x7e);
 
+/** True when `s` may stand in a header field value as it is. */
+export function isFieldValue(s: string): boolean {
+  return FIELD_VALUE_RE.test(s);
+}
+
 /**
  * A string as a header field value: itself when every character may stand in one, else with the
  * others (and `%`) percent-encoded (`a\nb` → `a%0Ab`, `v€1` → `v%E2%82%AC1`). Node refuses a

@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import { makeRoom } from '../core/bounded.js';
 import { R } from '../core/http.js';
+import { isFieldValue } from '../core/percent.js';
 import type { HeaderSource } from '../core/forwarded.js';
 import type { ProblemResponse } from '../core/problem.js';
 import type { VersionStore } from '../store/port.js';
@@ -76,7 +77,6 @@ export class ReplayCache {
 }
 
 const TOKEN_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const FIELD_VALUE_RE = /^[\t\x20-\x7e]*$/;
 
 /**
  * A kept denial as read back from the store, or null when it is not one this gate wrote: a record
@@ -94,7 +94,7 @@ function keptAnswer(value: string): { f: string; s: number; h: Record<string, st
   const { f, s, h, b } = kept as Record<string, unknown>;
   if (typeof f !== 'string' || typeof b !== 'string' || !Number.isInteger(s) || (s as number) < 400 || (s as number) > 599) return null;
   if (typeof h !== 'object' || h === null || Array.isArray(h)) return null;
-  for (const [name, v] of Object.entries(h)) if (!TOKEN_RE.test(name) || typeof v !== 'string' || !FIELD_VALUE_RE.test(v)) return null;
+  for (const [name, v] of Object.entries(h)) if (!TOKEN_RE.test(name) || typeof v !== 'string' || !isFieldValue(v)) return null;
   return { f, s: s as number, h: h as Record<string, string>, b };
 }
 
