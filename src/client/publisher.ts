@@ -1,7 +1,7 @@
 // VersionPublisher: an upstream publishes the version of each resource it wrote, through Redis or the admin API.
 import type { ConnectionOptions } from 'node:tls';
 import { idempotencyScope, type KeyOwner } from '../gates/idempotency/scope.js';
-import { parseHostPort, parseNodeAddress, type RedisAddress } from '../store/redis/address.js';
+import { parseHostPort, parseNodeAddress, redisUrlProblem, type RedisAddress } from '../store/redis/address.js';
 import { RedisStore, type RedisTarget } from '../store/redis.js';
 import type { IdempotencyEnd, PublishResult } from '../store/port.js';
 
@@ -135,7 +135,8 @@ function targetOf(o: RedisPublisherOptions): RedisTarget {
     if (!o.sentinel.name) throw new TypeError('VersionPublisher: redis.sentinel.name is required');
     return { mode: 'sentinel', name: o.sentinel.name, sentinels: addresses(o.sentinel.sentinels, parseHostPort, 'redis.sentinel.sentinels'), username: o.sentinel.username, password: o.sentinel.password };
   }
-  if (!/^rediss?:\/\//.test(o.url!)) throw new TypeError('VersionPublisher: redis.url must be a redis:// or rediss:// URL');
+  const problem = typeof o.url === 'string' ? redisUrlProblem(o.url) : 'expected a redis:// or rediss:// URL';
+  if (problem) throw new TypeError(`VersionPublisher: redis.url: ${problem}`);
   return { mode: 'single', url: o.url! };
 }
 

@@ -5,7 +5,7 @@ import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { BlockedKeys } from './blocked.js';
 import { keyLayout, type KeyLayout } from './keys.js';
 import { limiterOf } from './limiter.js';
-import { STORE_DOWN, STORE_NOT_READY, StoreError, type ClaimResult, type ClaimView, type IdempotencyBegin, type IdempotencyEnd, type IdempotencyRecord, type Limiter, type LimiterSpec, type PublishResult, type StoreHealth, type VersionStore } from './port.js';
+import { STORE_DOWN, STORE_NOT_READY, StoreError, type ClaimResult, type ClaimView, type IdempotencyBegin, type IdempotencyEnd, type IdempotencyRecord, type Limiter, type LimiterSpec, type PublishResult, type StoreErrorCode, type StoreHealth, type VersionStore } from './port.js';
 import { defineIdempotency, IdempotencyOps, sendIdempotency } from './redis-idempotency.js';
 import { Batcher } from './redis/batcher.js';
 import { connect, ONLY_MASTER, type RedisConnection, type RedisTarget } from './redis/connect.js';
@@ -57,13 +57,18 @@ const CLUSTER_MEANING: Record<string, string> = {
 };
 
 /**
- * A failed single-node or Sentinel client that got a cluster reply is pointed at a cluster node:
- * it would serve the keys of that node's slots and fail the others. Every call is refused instead.
+ * A store that answers but must not be served from; every call is refused instead. A single-node
+ * or Sentinel client that got a cluster reply is pointed at a cluster node: it would serve the keys
+ * of that node's slots and fail the others. A one-node URL whose database Redis refuses to SELECT
+ * would serve database 0: another application's keys, or another gate's.
  */
 class Misconfigured {
   readonly error: StoreError;
-  constructor(readonly reason: string) {
-    this.error = new StoreError('cluster', reason);
+  constructor(
+    readonly reason: string,
+    code: StoreErrorCode,
+  ) {
+    this.error = new StoreError(code, reason);
   }
 }
 
@@ -78,6 +83,8 @@ export class RedisStore implements VersionStore {
   private readonly commandTimeoutMs: number;
   private readonly log: StoreLog | undefined;
   private misconfigured: Misconfigured | undefined;
+  /** The URL's database was refused on the current connection (set again on every reconnect). */
+  private dbRefused: Misconfigured | undefined;
   private clusterDownAt = 0;
   private readonly loggedAt = new Map<string, number>();
   /** Settles once the first connection attempt tells something: answered (and checked) or failed. */
@@ -116,7 +123,10 @@ export class RedisStore implements VersionStore {
 
     let contact: () => void = () => undefined;
     this.firstContact = new Promise<void>((r) => (contact = r));
-    conn.client.on('error', (err: Error & { lastNodeError?: Error }) => {
+    // ioredis SELECTs the URL's database on each connection, before it reports ready.
+    conn.client.on('connect', () => (this.dbRefused = undefined));
+    conn.client.on('error', (err: Error & { lastNodeError?: Error; command?: { name?: string; args?: unknown[] } }) => {
+      if (err.command?.name === 'select') this.refuseDb(String(err.command.args?.[0]), err.message);
       // A cluster that could not load its slot map says why only in the last node's error (WRONGPASS, refused…).
       opts.onConnectionError?.(err.lastNodeError ? `${err.message} (${err.lastNodeError.message})` : err.message);
       contact();
@@ -146,14 +156,25 @@ export class RedisStore implements VersionStore {
     }
   }
 
+  private refuseDb(db: string, reply: string): void {
+    this.dbRefused = new Misconfigured(`store.url selects database ${db}, which Redis refuses (${reply}): check its \`databases\` setting, or the URL's /db`, 'other');
+    this.log?.error({ reason: this.dbRefused.reason }, 'store: refusing to serve from database 0 in place of the one store.url names');
+  }
+
+  /** Why every call is refused although the store answers, or undefined. */
+  private get refused(): Misconfigured | undefined {
+    return this.misconfigured ?? this.dbRefused;
+  }
+
   private refuseAsCluster(evidence: string): void {
-    this.misconfigured = new Misconfigured(`store.url points at a Redis Cluster node (${evidence}): configure store.cluster (or REDIS_CLUSTER_NODES) instead`);
+    this.misconfigured = new Misconfigured(`store.url points at a Redis Cluster node (${evidence}): configure store.cluster (or REDIS_CLUSTER_NODES) instead`, 'cluster');
     this.log?.error({ reason: this.misconfigured.reason }, 'store: refusing to serve from a cluster node through a one-node client (it would answer only the keys of its own slots)');
   }
 
   /** Why a call on `key` must not be attempted now, or undefined. */
   private refusal(key: string): StoreError | undefined {
-    if (this.misconfigured) return this.misconfigured.error;
+    const refused = this.refused;
+    if (refused) return refused.error;
     if (!this.connection.ready()) return STORE_NOT_READY;
     const node = this.connection.nodeOf(key);
     if (node !== undefined && this.health_.downReason(node) !== undefined) return STORE_DOWN;
@@ -328,7 +349,8 @@ export class RedisStore implements VersionStore {
   }
 
   health(): StoreHealth {
-    if (this.misconfigured) return { up: false, reason: this.misconfigured.reason };
+    const refused = this.refused;
+    if (refused) return { up: false, reason: refused.reason };
     if (!this.connection.ready()) return { up: false, reason: this.connection.mode === 'cluster' ? 'not connected to the cluster (no slot map yet)' : 'not connected' };
     const down = this.health_.anyDown();
     if (down) return { up: false, reason: this.connection.mode === 'cluster' ? `master ${down.node} ${down.why}` : down.why };
@@ -352,9 +374,9 @@ export class RedisStore implements VersionStore {
     clearTimeout(timer);
   }
 
-  /** Why the store refuses to serve although it answers (a one-node URL at a cluster node), or undefined. */
+  /** Why the store refuses to serve although it answers (a one-node URL at a cluster node, a database Redis refuses), or undefined. */
   get refusedBecause(): string | undefined {
-    return this.misconfigured?.reason;
+    return this.refused?.reason;
   }
 
   async close(): Promise<void> {

@@ -63,6 +63,16 @@ const CASES: [fixture: string, lines: string[], env?: Record<string, string>][] 
   ['store-cluster', ['REDIS_SENTINEL_NAME: required when REDIS_SENTINELS is set (the name the sentinels monitor the master under)'], { REDIS_SENTINELS: '10.0.0.1:26379' }],
   ['store-cluster', ['REDIS_SENTINELS: required when REDIS_SENTINEL_NAME is set (comma-separated host:port of the sentinels)'], { REDIS_SENTINEL_NAME: 'mymaster' }],
   ['store-cluster', ['REDIS_CLUSTER_NODES: "10.0.0.2": expected "host:port" or a redis:// URL with no credentials or path (they have their own fields)'], { REDIS_CLUSTER_NODES: '10.0.0.1:6379,10.0.0.2' }],
+  // One-node URLs ioredis would take and then crash on, ignore, or read options from (REDIS_URL replaces the file's mode).
+  ['store-cluster', ['store.url: not a URL (expected redis://[user:password@]host[:port][/db])'], { REDIS_URL: 'redis://[::1' }],
+  ['store-cluster', ['store.url: not a URL (expected redis://[user:password@]host[:port][/db])'], { REDIS_URL: 'redis://127.0.0.1:99999' }],
+  ['store-cluster', ['store.url: not a URL (expected redis://[user:password@]host[:port][/db])'], { REDIS_URL: 'redis://:@/' }],
+  ['store-cluster', ['store.url: no host (expected redis://[user:password@]host[:port][/db])'], { REDIS_URL: 'redis:///0' }],
+  ['store-cluster', ['store.url: port 0: expected 1-65535'], { REDIS_URL: 'redis://127.0.0.1:0/0' }],
+  ['store-cluster', ['store.url: the path is the database index: /0, /1, ...'], { REDIS_URL: 'redis://127.0.0.1:6379/abc' }],
+  ['store-cluster', ['store.url: the path is the database index: /0, /1, ...'], { REDIS_URL: 'redis://127.0.0.1:6379/1/2' }],
+  ['store-cluster', ['store.url: no query or fragment: the options have their own fields'], { REDIS_URL: 'redis://127.0.0.1:6379/0?enableOfflineQueue=true' }],
+  ['store-cluster', ['store.url: the user or password has a malformed %-escape'], { REDIS_URL: 'redis://:%zz@127.0.0.1:6379/0' }],
   ['invalid-yaml', [`${FIX}/invalid-yaml.yaml: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ] at line 2, column 1`]],
   ['yaml-alias-bomb', [`${FIX}/yaml-alias-bomb.yaml: invalid YAML: Excessive alias count indicates a resource exhaustion attack`]],
 ];

@@ -1,11 +1,14 @@
 // The store modes as the config, the env forms, the JSON Schema and the client library read them.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, test } from 'vitest';
-import { VersionPublisher } from '../../src/client/index.js';
+import { PublishError, VersionPublisher } from '../../src/client/index.js';
 import { readConfigText } from '../../src/config/read.js';
-import { ROOT } from '../helpers/gate.js';
+import { RedisStore } from '../../src/store/redis.js';
+import { ROOT, runCli } from '../helpers/gate.js';
+import { uniquePrefix } from '../helpers/redis.js';
 
 const AUTH = 'auth: { secret: "0123456789abcdef0123456789abcdef" }\n';
 
@@ -85,8 +88,43 @@ describe('conflict-gate/client in the three modes: misuse is a TypeError at crea
     [{ cluster: { nodes: ['nope'] } }, 'VersionPublisher: redis.cluster.nodes: "nope" is not host:port'],
     [{ sentinel: { name: '', sentinels: ['a:1'] } }, 'VersionPublisher: redis.sentinel.name is required'],
     [{ sentinel: { name: 'm', sentinels: ['redis://a:1'] } }, 'VersionPublisher: redis.sentinel.sentinels: "redis://a:1" is not host:port'],
-    [{ url: 'http://a' }, 'VersionPublisher: redis.url must be a redis:// or rediss:// URL'],
+    [{ url: 'http://a' }, 'VersionPublisher: redis.url: expected a redis:// or rediss:// URL'],
+    [{ url: 'redis://127.0.0.1:6379/abc' }, 'VersionPublisher: redis.url: the path is the database index: /0, /1, ...'],
+    [{ url: 'redis://[::1' }, 'VersionPublisher: redis.url: not a URL (expected redis://[user:password@]host[:port][/db])'],
+    [{ url: 'redis://127.0.0.1:6379/0?db=3' }, 'VersionPublisher: redis.url: no query or fragment: the options have their own fields'],
   ])('%j', (redis, message) => {
     expect(() => new VersionPublisher({ redis })).toThrow(new TypeError(message));
+  });
+});
+
+describe('a database index Redis refuses (the shared Redis has 16): refused, never served from database 0', () => {
+  const url = 'redis://127.0.0.1:6379/99';
+  const reason = "store.url selects database 99, which Redis refuses (ERR DB index is out of range): check its `databases` setting, or the URL's /db";
+
+  test('serve exits 2 naming store.url; check, which stays offline, passes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cg-db-'));
+    const file = join(dir, 'gate.yaml');
+    writeFileSync(file, `${AUTH}store: { url: "${url}" }\n`);
+    const served = await runCli(['--config', file], { PORT: '0', ADMIN_PORT: '0', HOST: '127.0.0.1' });
+    expect(served.code).toBe(2);
+    expect(served.stderr).toBe(`conflict-gate: invalid config ${file} (1 problem):\nstore.url: ${reason.replace(/^store\.url /, '')}\n`);
+    expect((await runCli(['check', '--config', file])).code).toBe(0);
+  });
+
+  test('the store says why in its health and refuses every call; the client library rejects', async () => {
+    const store = new RedisStore({ url, keyPrefix: uniquePrefix('db99'), commandTimeoutMs: 500, connectTimeoutMs: 500 });
+    try {
+      await store.firstAnswer(2000);
+      expect(store.health()).toEqual({ up: false, reason });
+      await expect(store.getVersion('x')).rejects.toMatchObject({ code: 'other', message: reason });
+    } finally {
+      await store.close();
+    }
+    const publisher = new VersionPublisher({ redis: { url } });
+    try {
+      await expect(publisher.publish('db99:1', '1')).rejects.toThrow(new PublishError(reason));
+    } finally {
+      await publisher.close();
+    }
   });
 });

@@ -1,11 +1,12 @@
 // `store`: where the version cache, leases, limits and replays live: one Redis node, a Cluster, a Sentinel set, or memory.
 import { z } from 'zod';
 import { durationMs } from '../../core/durations.js';
-import { parseHostPort, parseNodeAddress, type RedisAddress } from '../../store/redis/address.js';
+import { parseHostPort, parseNodeAddress, redisUrlProblem, type RedisAddress } from '../../store/redis/address.js';
 import { duration } from '../primitives.js';
 
 export const DEFAULT_STORE_URL = 'redis://127.0.0.1:6379/0';
 const MODES = ['url', 'cluster', 'sentinel'] as const;
+const URL_RE = /^(memory|rediss?:\/\/.+)$/;
 
 export const NODE_MSG = 'expected "host:port" or a redis:// URL with no credentials or path (they have their own fields)';
 export const HOST_PORT_MSG = 'expected "host:port"';
@@ -16,7 +17,14 @@ const hostPort = z.string().refine((s) => parseHostPort(s) !== null, { message: 
 export const storeSchema = z
   .strictObject({
     /** One node: `redis://…`, `rediss://…` (TLS), or `memory` (one replica only). The default when neither cluster nor sentinel is set. */
-    url: z.string().regex(/^(memory|rediss?:\/\/.+)$/, { message: 'expected "memory" or a redis:// URL' }).optional(),
+    url: z
+      .string()
+      .regex(URL_RE, { message: 'expected "memory" or a redis:// URL' })
+      .superRefine((url, ctx) => {
+        const problem = url !== 'memory' && URL_RE.test(url) ? redisUrlProblem(url) : undefined;
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .optional(),
     /** Redis Cluster: seed nodes; the rest of the cluster is discovered. */
     cluster: z.strictObject({ nodes: z.array(nodeAddress).min(1) }).optional(),
     /** Redis Sentinel: the monitored master's name and the sentinels; their own ACL user / password when they require one. */
