@@ -38,6 +38,10 @@ const CASES: [fixture: string, lines: string[], env?: Record<string, string>][] 
   ['missing-jwks-file', [`auth.jwksFile: ${FIX}/missing.json: file not found`]],
   ['bad-public-key', [`auth.publicKeyFile: ${FIX}/not-a-key.pem: not a PEM public key (SPKI or X.509) usable with RS256, ES256, EdDSA`]],
   ['forward-claim-reserved', ['auth.forwardClaims.X-Auth-Subject: this header is set by the gate itself']],
+  [
+    'forward-claim-protocol',
+    ['Transfer-Encoding', 'content-length', 'Host', 'Authorization', 'X-Forwarded-For'].map((h) => `auth.forwardClaims.${h}: an HTTP protocol header (framing, connection, routing or credentials) cannot carry a claim`),
+  ],
   ['missing-auth', ['auth: required']],
   ['bad-jwks-url', ['auth.jwksUrl: expected an http(s) URL']],
   ['dollar-bare', ['auth.issuer: unsupported "$JWT_ISSUER": use ${VAR}, ${VAR:-default} or ${VAR:?message}, and $$ for a literal "$"']],

@@ -25,6 +25,18 @@ const GATE_HEADERS: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * Headers that frame the message, manage the connection, route it or carry credentials: a claim in
+ * one of them would break the allow (Transfer-Encoding, Content-Length), be dropped or acted on by
+ * the proxy (hop-by-hop), or, copied onto the request, replace what the upstream routes and trusts
+ * by (Host, Authorization, Cookie, X-Forwarded-*).
+ */
+const PROTOCOL_HEADERS: ReadonlySet<string> = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
+  'content-length', 'content-type', 'content-encoding', 'host', 'authorization', 'proxy-authorization',
+  'proxy-authenticate', 'www-authenticate', 'cookie', 'set-cookie', 'forwarded', 'x-real-ip', 'date',
+]);
+
+/**
  * A required scope is a scope-token (RFC 6749 §3.3: printable ASCII but space, `"` and `\`): a scope
  * with a space could only ever be met by one `scp` array entry that the upstream would read as two.
  */
@@ -79,6 +91,9 @@ export const authSchema = z.strictObject({
   for (const header of Object.keys(a.forwardClaims)) {
     const lower = header.toLowerCase();
     if (GATE_HEADERS.has(lower)) ctx.addIssue({ code: 'custom', path: ['forwardClaims', header], message: 'this header is set by the gate itself' });
+    else if (PROTOCOL_HEADERS.has(lower) || lower.startsWith('x-forwarded-')) {
+      ctx.addIssue({ code: 'custom', path: ['forwardClaims', header], message: 'an HTTP protocol header (framing, connection, routing or credentials) cannot carry a claim' });
+    }
     else if (seen.has(lower)) ctx.addIssue({ code: 'custom', path: ['forwardClaims', header], message: 'duplicate header name' });
     seen.add(lower);
   }
