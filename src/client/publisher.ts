@@ -1,5 +1,6 @@
 // VersionPublisher: an upstream publishes the version of each resource it wrote, through Redis or the admin API.
 import type { ConnectionOptions } from 'node:tls';
+import { isResourceKey, publishableVersion, RESOURCE_KEY_MAX, VERSION_RULE } from '../core/versions.js';
 import { idempotencyScope, type KeyOwner } from '../gates/idempotency/scope.js';
 import { parseHostPort, parseNodeAddress, redisUrlProblem, type RedisAddress } from '../store/redis/address.js';
 import { RedisStore, type RedisTarget } from '../store/redis.js';
@@ -75,14 +76,21 @@ export class VersionPublisher {
     this.backend = 'redis' in target ? redisBackend(target.redis) : adminBackend(target.admin);
   }
 
-  /** Publish-if-newer. `{ kind: 'stale', current }` when a higher ordered version is already there. */
+  /**
+   * Publish-if-newer. `{ kind: 'stale', current }` when a higher ordered version is already there.
+   * The version is what the admin API takes: a non-negative safe integer, or a string of 1 to 256
+   * visible ASCII characters but `"`; anything else rejects with a TypeError, as does a resource key
+   * that is empty, over 512 characters or holds a control character.
+   */
   publish(resourceKey: string, version: string | number): Promise<PublishResult> {
-    return this.backend.publish(resourceKey, String(version));
+    const v = publishableVersion(version);
+    if (v === null) return Promise.reject(new TypeError(`VersionPublisher: version: expected a non-negative safe integer or ${VERSION_RULE}`));
+    return keyed(resourceKey, (k) => this.backend.publish(k, v));
   }
 
   /** The cached version, or null. */
   get(resourceKey: string): Promise<string | null> {
-    return this.backend.get(resourceKey);
+    return keyed(resourceKey, (k) => this.backend.get(k));
   }
 
   /**
@@ -92,7 +100,7 @@ export class VersionPublisher {
    * or, for a resource with no version, DELETEs it (which drops the lease too).
    */
   release(resourceKey: string): Promise<void> {
-    return this.backend.release(resourceKey);
+    return keyed(resourceKey, (k) => this.backend.release(k));
   }
 
   /**
@@ -110,12 +118,18 @@ export class VersionPublisher {
 
   /** Forgets the version (a deleted resource). */
   remove(resourceKey: string): Promise<boolean> {
-    return this.backend.remove(resourceKey);
+    return keyed(resourceKey, (k) => this.backend.remove(k));
   }
 
   close(): Promise<void> {
     return this.backend.close();
   }
+}
+
+/** Runs `op` on a well-formed resource key; a TypeError (rejected) for one the admin API would refuse too. */
+function keyed<T>(key: string, op: (key: string) => Promise<T>): Promise<T> {
+  if (!isResourceKey(key)) return Promise.reject(new TypeError(`VersionPublisher: resource key: expected 1 to ${RESOURCE_KEY_MAX} characters, no control characters`));
+  return op(key);
 }
 
 /** The publisher's Redis target; a TypeError for a target that names no mode, two modes, or a bad address (misuse, at creation). */

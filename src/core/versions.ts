@@ -45,6 +45,24 @@ export function isPublishAllowed(next: string, current: string | null): boolean 
   return compareOrdered(next, current) >= 0;
 }
 
+/** What a published version may be (the admin API and the client library): it goes into ETags and headers as it is. */
+export const VERSION_RULE = '1 to 256 visible ASCII characters, no double quote';
+const PUBLISHABLE_RE = /^[\x21\x23-\x7e]{1,256}$/;
+
+/** A version to publish: a string by VERSION_RULE, or a non-negative safe integer (as its digits); else null. */
+export function publishableVersion(raw: unknown): string | null {
+  const v = typeof raw === 'number' && Number.isSafeInteger(raw) && raw >= 0 ? String(raw) : raw;
+  return typeof v === 'string' && PUBLISHABLE_RE.test(v) ? v : null;
+}
+
+/** The longest resource key the admin API and the client library take. */
+export const RESOURCE_KEY_MAX = 512;
+
+/** A resource key as published and read back: 1 to RESOURCE_KEY_MAX characters, no control characters. */
+export function isResourceKey(key: unknown): key is string {
+  return typeof key === 'string' && key.length > 0 && key.length <= RESOURCE_KEY_MAX && !/[\x00-\x1f\x7f]/.test(key);
+}
+
 // etagc = %x21 / %x23-7E / obs-text (RFC 9110 §8.8.3); we keep to ASCII.
 const ETAGC_RE = /^[\x21\x23-\x7e]*$/;
 const etagc = (c: number) => c === 0x21 || (c >= 0x23 && c <= 0x7e);

@@ -72,6 +72,25 @@ describe.each(['redis', 'admin API'])('VersionPublisher via %s', (name) => {
     await Promise.all(['5', '9', '1', '7', '3'].map((v) => pub.publish(k, v)));
     expect(await pub.get(k)).toBe('9');
   });
+
+  test('what the admin API refuses is a TypeError on every target, and nothing moves', async () => {
+    const k = `orders:${name}:4`;
+    await pub.publish(k, 9);
+    // -1 and 1e21 read as "-1" and "1e+21": versions with no order, which would replace 9.
+    for (const v of [-1, 1.5, NaN, Infinity, 1e21, '', 'a\nb', '"9"', 'é', 'x'.repeat(257)]) {
+      await expect(pub.publish(k, v)).rejects.toThrow(new TypeError('VersionPublisher: version: expected a non-negative safe integer or 1 to 256 visible ASCII characters, no double quote'));
+    }
+    expect(await pub.get(k)).toBe('9');
+    const keyError = new TypeError('VersionPublisher: resource key: expected 1 to 512 characters, no control characters');
+    for (const bad of ['', 'orders:\n1', 'k'.repeat(513)]) {
+      await expect(pub.publish(bad, 1)).rejects.toThrow(keyError);
+      await expect(pub.get(bad)).rejects.toThrow(keyError);
+      await expect(pub.release(bad)).rejects.toThrow(keyError);
+      await expect(pub.remove(bad)).rejects.toThrow(keyError);
+    }
+    expect(await pub.publish('k'.repeat(512), '1')).toEqual({ kind: 'published', previous: null });
+    expect(await pub.remove('k'.repeat(512))).toBe(true);
+  });
 });
 
 test('a wrong admin token is an error, not a silent no-op', async () => {

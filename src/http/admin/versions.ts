@@ -1,13 +1,11 @@
 // Admin GET|PUT|DELETE /versions/<resourceKey>: read, publish-if-newer (ending the lease), forget.
 import type { Context, Hono } from 'hono';
-import { etagOf } from '../../core/versions.js';
+import { etagOf, isResourceKey, publishableVersion, RESOURCE_KEY_MAX, VERSION_RULE } from '../../core/versions.js';
 import type { Logger } from '../../obs/log.js';
 import type { Metrics } from '../../obs/metrics.js';
 import { storeErrorCode, type VersionStore } from '../../store/port.js';
 import { jsonBody, sendProblem } from './guard.js';
 
-const VERSION_RE = /^[\x21-\x7e]{1,256}$/;
-const KEY_MAX = 512;
 
 export interface VersionsDeps {
   store: VersionStore;
@@ -30,9 +28,9 @@ export function mountVersions(app: Hono, deps: VersionsDeps): void {
 
   const keyOf = (c: Context): string | null => {
     const key = c.req.param('key');
-    return key && key.length <= KEY_MAX && !/[\x00-\x1f\x7f]/.test(key) ? key : null;
+    return isResourceKey(key) ? key : null;
   };
-  const badKey = (c: Context) => sendProblem(c, { status: 400, code: 'bad_request', title: 'Bad request', detail: `A resource key is 1 to ${KEY_MAX} characters, no control characters.` });
+  const badKey = (c: Context) => sendProblem(c, { status: 400, code: 'bad_request', title: 'Bad request', detail: `A resource key is 1 to ${RESOURCE_KEY_MAX} characters, no control characters.` });
 
   app.get('/versions/:key{.+}', async (c) => {
     const key = keyOf(c);
@@ -49,10 +47,9 @@ export function mountVersions(app: Hono, deps: VersionsDeps): void {
   app.put('/versions/:key{.+}', async (c) => {
     const key = keyOf(c);
     if (key === null) return badKey(c);
-    const raw = ((await jsonBody(c)) as { version?: unknown } | undefined)?.version;
-    const version = typeof raw === 'number' && Number.isSafeInteger(raw) && raw >= 0 ? String(raw) : raw;
-    if (typeof version !== 'string' || !VERSION_RE.test(version) || version.includes('"')) {
-      return sendProblem(c, { status: 400, code: 'bad_request', title: 'Bad request', detail: 'Expected a JSON body {"version":"8"}: 1 to 256 visible ASCII characters, no double quote.' });
+    const version = publishableVersion(((await jsonBody(c)) as { version?: unknown } | undefined)?.version);
+    if (version === null) {
+      return sendProblem(c, { status: 400, code: 'bad_request', title: 'Bad request', detail: `Expected a JSON body {"version":"8"}: ${VERSION_RULE}.` });
     }
     try {
       const r = await store.publish(key, version, deps.versionTtlMs?.());
