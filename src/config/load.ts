@@ -38,9 +38,11 @@ export function loadConfigFile(file: string, env: Env): LoadResult {
 /** Validates config text (YAML). Never throws for bad input. */
 export function loadConfigText(text: string, env: Env, source = '(config)'): LoadResult {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
+  // A warning is an unresolved tag (`!Ref x` read as the string "x"): a mistake, not a value.
+  const problems = [...doc.errors, ...doc.warnings];
+  if (problems.length > 0) {
     // prettyErrors: the first line ends "at line L, column C:", followed by a source excerpt.
-    return { ok: false, issues: doc.errors.map((e) => ({ path: source, message: `invalid YAML: ${e.message.split('\n')[0]!.replace(/:$/, '')}` })) };
+    return { ok: false, issues: problems.map((e) => ({ path: source, message: `invalid YAML: ${e.message.split('\n')[0]!.replace(/:$/, '')}` })) };
   }
   let raw: unknown;
   try {
@@ -53,10 +55,13 @@ export function loadConfigText(text: string, env: Env, source = '(config)'): Loa
     return { ok: false, issues: [{ path: '(root)', message: 'expected a mapping of sections (server, store, auth, rateLimit, conflict)' }] };
   }
   const issues: ConfigIssue[] = [];
-  const interpolated = interpolate(raw, [], env, issues);
+  const typed: Typed[] = [];
+  const interpolated = interpolate(raw, [], env, issues, typed);
   applyEnvOverrides(interpolated as Record<string, unknown>, env, issues);
   // reportInput: a missing field is told apart from a wrong one ("required"); inputs are never printed.
-  const parsed = configSchema.safeParse(interpolated, { reportInput: true });
+  let parsed = configSchema.safeParse(interpolated, { reportInput: true });
+  // `issuer: ${ISSUER}` with ISSUER=123 was read as a number: where the schema wants none, it is the text.
+  if (!parsed.success && untype(interpolated, typed, parsed.error.issues)) parsed = configSchema.safeParse(interpolated, { reportInput: true });
   if (!parsed.success) {
     // A field whose ${VAR} is unset is reported once, as that, not again as a type error.
     const unset = new Set(issues.map((i) => i.path));
@@ -102,15 +107,35 @@ function scan(s: string): Piece[] | { bad: string } {
   return out;
 }
 
+/** A whole-`${VAR}` value read as a number or boolean, and the text it was. */
+interface Typed {
+  path: PropertyKey[];
+  text: string;
+}
+
+/** Puts back the text of each typed value the schema refused; true when any was. */
+function untype(root: unknown, typed: readonly Typed[], refused: readonly { path: PropertyKey[] }[]): boolean {
+  const at = new Set(refused.map((i) => renderPath(i.path)));
+  let any = false;
+  for (const t of typed) {
+    if (!at.has(renderPath(t.path))) continue;
+    const parent = t.path.slice(0, -1).reduce<unknown>((node, k) => (node as Record<PropertyKey, unknown>)[k], root) as Record<PropertyKey, unknown>;
+    parent[t.path[t.path.length - 1]!] = t.text;
+    any = true;
+  }
+  return any;
+}
+
 /**
  * Replaces `${VAR}` in string values (never in keys, never in YAML structure: an env value cannot
  * add a section), with the compose forms `${VAR:-default}` (unset or empty), `${VAR-default}`
  * (unset), `${VAR:?message}` / `${VAR?message}` (required, with a message). Any other `$` form is
  * a problem, not a literal: `$JWT_ISSUER` or `${A:+b}` would otherwise become a literal issuer and
  * refuse every token; `$$` is a literal `$`. A value that is exactly one `${…}` is read as a YAML
- * scalar, so `limit: ${LIMIT}` gives a number.
+ * scalar, so `limit: ${LIMIT}` gives a number (kept in `typed`: where the schema wants text, the
+ * text is used).
  */
-function interpolate(node: unknown, path: PropertyKey[], env: Env, issues: ConfigIssue[]): unknown {
+function interpolate(node: unknown, path: PropertyKey[], env: Env, issues: ConfigIssue[], typed: Typed[]): unknown {
   if (typeof node === 'string') {
     if (!node.includes('$')) return node;
     const pieces = scan(node);
@@ -138,14 +163,16 @@ function interpolate(node: unknown, path: PropertyKey[], env: Env, issues: Confi
     const whole = pieces.length === 1 && !('text' in pieces[0]!);
     if (whole) {
       const scalar: unknown = safeScalar(values[0]!);
-      return typeof scalar === 'number' || typeof scalar === 'boolean' ? scalar : values[0];
+      if (typeof scalar !== 'number' && typeof scalar !== 'boolean') return values[0];
+      typed.push({ path, text: values[0]! });
+      return scalar;
     }
     return values.join('');
   }
-  if (Array.isArray(node)) return node.map((item, i) => interpolate(item, [...path, i], env, issues));
+  if (Array.isArray(node)) return node.map((item, i) => interpolate(item, [...path, i], env, issues, typed));
   if (typeof node === 'object' && node !== null) {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(node)) out[k] = interpolate(v, [...path, k], env, issues);
+    for (const [k, v] of Object.entries(node)) out[k] = interpolate(v, [...path, k], env, issues, typed);
     return out;
   }
   return node;
