@@ -50,19 +50,26 @@ export interface OptimisticOptions<T = unknown> {
   url: string | URL;
   /** The caller's change: the new representation, from the current one. Called again after each re-read. */
   apply: (current: T, info: { version: string | null; attempt: number }) => unknown;
-  /** Node's, a browser's, or any compatible fetch (default: globalThis.fetch). */
+  /**
+   * Node's, a browser's, or any compatible fetch (default: globalThis.fetch). A network failure must
+   * reject with a TypeError, as the Fetch standard has it (or a TimeoutError, a per-request timeout):
+   * those are retried; any other rejection is `caller_error`, not retried.
+   */
   fetch?: (input: string | URL, init: RequestInit) => Promise<Response>;
   /** Default PUT. */
   method?: string;
-  /** Headers for every request (Authorization...); a function is called before each request (token refresh). */
+  /**
+   * Headers for every request (Authorization...); a function is called before each request (token refresh).
+   * A function that throws, or a value fetch refuses (CR, LF, NUL), is `caller_error`.
+   */
   headers?: Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>);
-  /** The current representation from a read (default: `res.json()`). */
+  /** The current representation from a read (default: `res.json()`); a throw (a body that is not JSON) is `read_failed`. */
   read?: (res: Response) => Promise<T>;
-  /** The version from a read: default the ETag (`"8"` → `8`); return null when there is none. */
+  /** The version from a read: default the ETag (`"8"` → `8`); return null when there is none. A throw is `read_failed`. */
   version?: (res: Response, value: T) => string | null;
   /** Which precondition carries the version: If-Match (default) or Client-Version. */
   precondition?: 'if-match' | 'client-version';
-  /** The body of a write (default: JSON, `application/json`). */
+  /** The body of a write (default: JSON, `application/json`). A throw is `caller_error`. */
   encode?: (value: unknown) => { body: string | Uint8Array; contentType?: string };
   /** The Idempotency-Key of this logical write, reused by every retry of it: a random UUID by default; false sends none. */
   idempotencyKey?: string | false;
@@ -71,11 +78,14 @@ export interface OptimisticOptions<T = unknown> {
    * it is what the gate fingerprints when the proxy does not forward the body (Caddy, nginx).
    */
   contentDigest?: boolean;
-  /** Requests at most, reads and writes together (default 20). */
+  /** Requests at most, reads and writes together: an integer ≥ 1 (default 20). */
   maxAttempts?: number;
-  /** The cap on one wait, ms (default 5000): Retry-After is followed up to it. */
+  /** The cap on one wait, ms (default 5000): Retry-After is followed up to it. From 0 to 2^31-1 (setTimeout's limit). */
   maxWaitMs?: number;
-  /** The wait when an answer has no Retry-After (429, 503, network error): doubled each time, default 100 ms. */
+  /**
+   * The wait when an answer has no Retry-After (429, 503, network error): doubled each time, default 100 ms.
+   * From 0 (no wait) to 2^31-1. Options out of range are a TypeError: nothing is clamped.
+   */
   baseDelayMs?: number;
   signal?: AbortSignal;
   /** Random source for the jitter (default Math.random). */
@@ -84,19 +94,31 @@ export interface OptimisticOptions<T = unknown> {
   onRetry?: (e: RetryEvent) => void;
 }
 
-export type OptimisticErrorCode = 'attempts_exhausted' | 'read_failed' | 'refused';
+/**
+ * - `attempts_exhausted`: `maxAttempts` requests sent, none a successful write;
+ * - `refused`: the write got a final answer (4xx other than the retried ones, 5xx other than 503);
+ * - `read_failed`: the read got a final non-2xx answer, or its body could not be read (`read` or `version`
+ *   threw, the default read's body is not JSON: the error is the `cause`);
+ * - `caller_error`: the request could not be made from the caller's inputs: `headers` or `encode` threw, a
+ *   header value fetch refuses (CR, LF, NUL) or, with the default fetch, a URL or method it refuses, or
+ *   `fetch` rejected with something other than a network error. Another attempt would fail the same way,
+ *   so none is made; the original error is the `cause`.
+ */
+export type OptimisticErrorCode = 'attempts_exhausted' | 'read_failed' | 'refused' | 'caller_error';
 
-/** The write did not succeed: refused for good (`refused`, `read_failed`) or out of attempts. */
+/** The write did not succeed: refused for good (`refused`, `read_failed`, `caller_error`) or out of attempts. */
 export class OptimisticWriteError extends Error {
   constructor(
     readonly code: OptimisticErrorCode,
     message: string,
     readonly stats: OptimisticStats,
-    /** The last answer (body unread, except a problem+json already parsed into `problem`). */
+    /** The last answer (body unread, except a problem+json already parsed into `problem`, or a read's body `read` failed on). */
     readonly response?: Response,
     readonly problem?: Record<string, unknown>,
+    /** The error behind it (`read_failed` from a body, `caller_error`): the standard `Error.cause`. */
+    cause?: unknown,
   ) {
-    super(message);
+    super(message, cause === undefined ? undefined : { cause });
     this.name = 'OptimisticWriteError';
   }
 }
@@ -111,6 +133,10 @@ export class OptimisticWriteError extends Error {
  * | 409 `write_in_progress` | wait Retry-After, then read again and re-apply (the lease holder is changing it) |
  * | 409 `idempotency_in_flight`, 429, 503, a network error | wait Retry-After, send the same write again |
  * | anything else | OptimisticWriteError `refused` |
+ *
+ * A failure on this side is not retried: a callback that throws or a header value fetch refuses is
+ * OptimisticWriteError `caller_error`, a read body that cannot be read `read_failed`; options out of
+ * range are a TypeError before anything is sent. An abort rejects with the signal's reason.
  *
  * Every wait is Retry-After (or a doubling backoff when there is none), capped at `maxWaitMs`, then
  * jittered to 50–100 % so that clients told the same Retry-After do not come back together. One
@@ -128,11 +154,14 @@ export class OptimisticWriteError extends Error {
  * ```
  */
 export async function optimisticWrite<T = unknown>(opts: OptimisticOptions<T>): Promise<OptimisticResult> {
+  // Checked, not clamped: NaN would make the loop endless (attempts >= NaN is never true) and setTimeout
+  // takes a delay past 2^31-1 ms for 1 ms, so a bad value would fail quietly, far from its cause.
+  const maxAttempts = opts.maxAttempts ?? 20;
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new TypeError(`optimisticWrite: maxAttempts must be an integer ≥ 1 (got ${maxAttempts})`);
+  const maxWaitMs = checkMs('maxWaitMs', opts.maxWaitMs ?? 5000);
+  const baseDelayMs = checkMs('baseDelayMs', opts.baseDelayMs ?? 100);
   const doFetch = opts.fetch ?? ((input: string | URL, init: RequestInit) => globalThis.fetch(input, init));
   const method = opts.method ?? 'PUT';
-  const maxAttempts = Math.max(1, opts.maxAttempts ?? 20);
-  const maxWaitMs = Math.max(0, opts.maxWaitMs ?? 5000);
-  const baseDelayMs = Math.max(1, opts.baseDelayMs ?? 100);
   const random = opts.random ?? Math.random;
   const subtle = globalThis.crypto?.subtle;
   const digest = opts.contentDigest ?? subtle !== undefined;
@@ -140,9 +169,30 @@ export async function optimisticWrite<T = unknown>(opts: OptimisticOptions<T>): 
   const stats: OptimisticStats = { attempts: 0, reads: 0, readRetries: 0, writes: 0, rereads: 0, resends: 0, waits: 0, waitedMs: 0, networkErrors: 0, answers: {} };
   const signal = opts.signal;
 
-  const headers = async (): Promise<Record<string, string>> => (typeof opts.headers === 'function' ? await opts.headers() : (opts.headers ?? {}));
-  const send = async (init: RequestInit): Promise<Response | null> => {
+  /** The caller's input or callback failed: final, as another attempt would fail the same way (an abort stays an abort). */
+  const callerError = (what: string, err: unknown): never => {
     signal?.throwIfAborted();
+    throw new OptimisticWriteError('caller_error', `${what}: ${err instanceof Error ? err.message : String(err)}`, stats, undefined, undefined, err);
+  };
+  const headers = async (): Promise<Record<string, string>> => {
+    try {
+      return typeof opts.headers === 'function' ? await opts.headers() : (opts.headers ?? {});
+    } catch (err) {
+      return callerError('the headers function threw', err);
+    }
+  };
+  const send = async (init: { method: string; headers: Record<string, string>; body?: BodyInit }): Promise<Response | null> => {
+    signal?.throwIfAborted();
+    // Built before fetch, outside the try below: fetch rejects a header value it refuses (CR LF) with the
+    // same TypeError as a network failure, which would then be retried to the end. The default fetch's
+    // own Request checks the URL and method too; a custom fetch may take URLs a Request does not (a path
+    // it resolves itself), so only the headers are checked for it. fetch still gets the plain record.
+    try {
+      if (opts.fetch) new Headers(init.headers);
+      else new Request(opts.url, init);
+    } catch (err) {
+      return callerError(`fetch would refuse this ${init.method}`, err);
+    }
     stats.attempts++;
     try {
       return await doFetch(opts.url, { ...init, ...(signal ? { signal } : {}) });
@@ -150,6 +200,10 @@ export async function optimisticWrite<T = unknown>(opts: OptimisticOptions<T>): 
       // An abort is the caller's decision, not a network error to retry.
       signal?.throwIfAborted();
       if (err instanceof Error && err.name === 'AbortError') throw err;
+      // Fetch rejects a network failure (refused, reset, DNS) with a TypeError (Node: "fetch failed", the
+      // socket error as cause); a TimeoutError is a custom fetch's own per-request timeout. Either way the
+      // answer was lost, so the request goes again. Anything else is a fault here that a resend would repeat.
+      if (!(err instanceof TypeError || (err instanceof Error && err.name === 'TimeoutError'))) return callerError('fetch threw', err);
       stats.networkErrors++;
       return null;
     }
@@ -196,13 +250,24 @@ export async function optimisticWrite<T = unknown>(opts: OptimisticOptions<T>): 
         note(res);
         throw new OptimisticWriteError('read_failed', `the read answered ${res.status}`, stats, res);
       }
-      const value = await (opts.read ? opts.read(res) : (res.json() as Promise<T>));
-      current = { value, version: opts.version ? opts.version(res, value) : unquote(res.headers.get('etag')) };
+      try {
+        const value = await (opts.read ? opts.read(res) : (res.json() as Promise<T>));
+        current = { value, version: opts.version ? opts.version(res, value) : unquote(res.headers.get('etag')) };
+      } catch (err) {
+        // A 200 that is not the representation (an HTML maintenance page, a schema `read` rejects): final.
+        signal?.throwIfAborted();
+        throw new OptimisticWriteError('read_failed', `the read's body could not be read: ${err instanceof Error ? err.message : String(err)}`, stats, res, undefined, err);
+      }
       continue;
     }
     if (pending === null) {
       const value = await opts.apply(current.value, { version: current.version, attempt: stats.attempts });
-      const encoded = opts.encode ? opts.encode(value) : { body: JSON.stringify(value), contentType: 'application/json' };
+      let encoded: { body: string | Uint8Array; contentType?: string };
+      try {
+        encoded = opts.encode ? opts.encode(value) : { body: JSON.stringify(value), contentType: 'application/json' };
+      } catch (err) {
+        return callerError('encode threw', err);
+      }
       pending = { value, ...encoded, ...(digest && subtle ? { digest: await contentDigest(subtle, encoded.body) } : {}) };
     }
     const h: Record<string, string> = { ...(await headers()) };
@@ -240,13 +305,51 @@ export async function optimisticWrite<T = unknown>(opts: OptimisticOptions<T>): 
   }
 }
 
-/** Retry-After as ms: delta-seconds or an HTTP-date (RFC 9110 §10.2.3); null when absent or unreadable. */
+/** A limit in ms for setTimeout: a number from 0 to 2^31-1 (past it, Node waits 1 ms instead). */
+function checkMs(name: string, ms: number): number {
+  if (typeof ms !== 'number' || !(ms >= 0 && ms <= 2 ** 31 - 1)) throw new TypeError(`optimisticWrite: ${name} must be a number of ms from 0 to 2147483647 (got ${ms})`);
+  return ms;
+}
+
+/**
+ * Retry-After as ms (RFC 9110 §10.2.3): delay-seconds (`1*DIGIT`) or an HTTP-date; null when absent or
+ * anything else (`-5`, `2.5`, an ISO date), which Date.parse would read as some past date, i.e. no wait.
+ */
 export function retryAfterMs(value: string | null, now = Date.now()): number | null {
   if (value === null) return null;
   const v = value.trim();
   if (/^\d+$/.test(v)) return Number(v) * 1000;
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? null : Math.max(0, at - now);
+  const at = httpDate(v, now);
+  return at === null ? null : Math.max(0, at - now);
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const MON = `(?<month>${MONTHS.join('|')})`;
+const TIME = '(?<hour>\\d{2}):(?<minute>\\d{2}):(?<second>\\d{2})';
+// RFC 9110 §5.6.7: IMF-fixdate, and the two obsolete forms a recipient must still accept (RFC 850, asctime).
+const HTTP_DATES = [
+  new RegExp(`^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (?<day>\\d{2}) ${MON} (?<year>\\d{4}) ${TIME} GMT$`),
+  new RegExp(`^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), (?<day>\\d{2})-${MON}-(?<year>\\d{2}) ${TIME} GMT$`),
+  new RegExp(`^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ${MON} (?<day>[ \\d]\\d) ${TIME} (?<year>\\d{4})$`),
+];
+
+/** An HTTP-date as epoch ms, all three forms GMT (asctime has no zone and means GMT); null when it is none. */
+function httpDate(v: string, now: number): number | null {
+  const g = HTTP_DATES.map((re) => re.exec(v)).find((m) => m !== null)?.groups;
+  if (!g) return null;
+  let year = Number(g.year);
+  if (g.year!.length === 2) {
+    // RFC 850's two-digit year: the one with those digits within 50 years of now (§5.6.7: never more than 50 ahead).
+    const thisYear = new Date(now).getUTCFullYear();
+    year += thisYear - (thisYear % 100);
+    if (year > thisYear + 50) year -= 100;
+    else if (year <= thisYear - 50) year += 100;
+  }
+  const [day, hour, minute, second] = [g.day, g.hour, g.minute, g.second].map(Number) as [number, number, number, number];
+  if (hour > 23 || minute > 59 || second > 60) return null;
+  const at = Date.UTC(year, MONTHS.indexOf(g.month!), day, hour, minute, second);
+  // Date.UTC rolls 31 Feb over into March: a day the month does not have is no date.
+  return new Date(at).getUTCDate() === day ? at : null;
 }
 
 function unquote(etag: string | null): string | null {

@@ -5,9 +5,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { optimisticWrite, OptimisticWriteError, type RetryEvent } from 'conflict-gate/client';
-import { retryAfterMs } from '../../src/client/optimistic.js';
+// The source, not the package entry (dist/, built only by `npm test`): this file alone then tests the code as it is.
+import { optimisticWrite, OptimisticWriteError, retryAfterMs, type OptimisticOptions, type RetryEvent } from '../../src/client/optimistic.js';
 import { ROOT } from '../helpers/gate.js';
+import { freePort } from '../helpers/net.js';
 
 interface Seen {
   method: string;
@@ -220,9 +221,187 @@ describe('bounds', () => {
     expect(retryAfterMs(null)).toBeNull();
   });
 
+  test('Retry-After: the three HTTP-date forms, all GMT; a two-digit year is within 50 years from now; nothing else', () => {
+    const now = Date.UTC(1994, 10, 6, 8, 49, 35);
+    expect(retryAfterMs('Sun, 06 Nov 1994 08:49:37 GMT', now)).toBe(2000);
+    expect(retryAfterMs('Sunday, 06-Nov-94 08:49:37 GMT', now)).toBe(2000);
+    expect(retryAfterMs('Sun Nov  6 08:49:37 1994', now)).toBe(2000);
+    // RFC 9110 §5.6.7: 60 read in 2059 is 2060, not 1960.
+    expect(retryAfterMs('Thursday, 01-Jan-60 00:00:00 GMT', Date.UTC(2059, 11, 31, 23, 59, 58))).toBe(2000);
+    for (const v of ['-5', '2.5', '+5', '12 5', '1994-11-06T08:49:37Z', 'Sun, 06 Nov 1994 08:49:37 PST', 'Sun, 31 Feb 1994 08:49:37 GMT', 'Sun, 06 Nov 1994 25:49:37 GMT', '6 Nov 1994']) {
+      expect([v, retryAfterMs(v, now)]).toEqual([v, null]);
+    }
+  });
+
   test('runs in browsers too: the helper imports nothing from Node', () => {
     const text = readFileSync(join(ROOT, 'src/client/optimistic.ts'), 'utf8');
     expect(text).not.toMatch(/from\s+['"](node:|ioredis|hono|jose)/);
     expect(text).not.toMatch(/\b(Buffer|process)\./);
+  });
+});
+
+/** One instant in the three forms of HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, RFC 850, asctime. */
+function httpDates(ms: number): { imf: string; rfc850: string; asctime: string } {
+  const d = new Date(ms);
+  const [wkday, day, mon, year, time] = d.toUTCString().split(' ') as [string, string, string, string, string];
+  const weekday = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'][d.getUTCDay()]!;
+  return {
+    imf: d.toUTCString(),
+    rfc850: `${weekday}, ${day}-${mon}-${year.slice(2)} ${time} GMT`,
+    asctime: `${wkday.slice(0, 3)} ${mon} ${String(d.getUTCDate()).padStart(2, ' ')} ${time} ${year}`,
+  };
+}
+
+describe('Retry-After: delay-seconds (1*DIGIT) or an HTTP-date, else the doubling backoff', () => {
+  const later = httpDates(Date.now() + 3_600_000);
+  test.each<[string, number]>([
+    ['-5', 10],
+    ['2.5', 10],
+    ['+5', 10],
+    ['12 5', 10],
+    [new Date(Date.now() + 3_600_000).toISOString(), 10],
+    ['3', 50],
+    [later.imf, 50],
+    [later.rfc850, 50],
+    [later.asctime, 50],
+  ])('a 503 with Retry-After %j: the first wait is %i ms (backoff 10, cap 50)', async (value, first) => {
+    script = [read(1, '7'), problem(503, 'store_unavailable', { 'Retry-After': value }), problem(503, 'store_unavailable', { 'Retry-After': value }), ok];
+    const retries: RetryEvent[] = [];
+    await optimisticWrite<{ value: number }>({ url, apply: inc, baseDelayMs: 10, maxWaitMs: 50, random: () => 1, onRetry: (e) => retries.push(e) });
+    // Without a Retry-After the backoff doubles: 10, then 20.
+    expect(retries.map((e) => e.waitMs)).toEqual(first === 10 ? [10, 20] : [50, 50]);
+  });
+});
+
+describe('failures on this side are not network errors: refused at once, the original as cause', () => {
+  const failure = (p: Promise<unknown>) => p.then(() => new Error('resolved'), (e: unknown) => e) as Promise<OptimisticWriteError>;
+
+  test.each<[string, Partial<OptimisticOptions<{ value: number }>>, number]>([
+    ['a header value with CR LF', { headers: { 'X-Trace': 'a\r\nb' } }, 0],
+    ['a method fetch refuses', { method: 'PU T' }, 1],
+    ['a URL fetch cannot parse (the default fetch)', { url: '/api/orders/1' }, 0],
+  ])('%s: caller_error, the TypeError as cause, that request not sent', async (_n, bad, sent) => {
+    script = [read(1, '7'), ok];
+    const err = await failure(optimisticWrite<{ value: number }>({ url, apply: inc, maxAttempts: 4, baseDelayMs: 1, ...bad }));
+    expect(err).toBeInstanceOf(OptimisticWriteError);
+    expect(err.code).toBe('caller_error');
+    expect(err.cause).toBeInstanceOf(TypeError);
+    expect(seen).toHaveLength(sent);
+    expect(err.stats).toMatchObject({ attempts: sent, networkErrors: 0 });
+  });
+
+  test('a headers function that throws (a token refresh that failed): caller_error, nothing sent', async () => {
+    const cause = new Error('token refresh failed');
+    const err = await failure(optimisticWrite({ url, apply: inc, headers: async () => Promise.reject(cause) }));
+    expect(err).toBeInstanceOf(OptimisticWriteError);
+    expect(err.code).toBe('caller_error');
+    expect(err.cause).toBe(cause);
+    expect(seen).toHaveLength(0);
+  });
+
+  test('an encode that throws: caller_error, no write sent', async () => {
+    script = [read(1, '7'), ok];
+    const cause = new RangeError('too big');
+    const err = await failure(optimisticWrite<{ value: number }>({ url, apply: inc, encode: () => { throw cause; } }));
+    expect(err).toBeInstanceOf(OptimisticWriteError);
+    expect(err.code).toBe('caller_error');
+    expect(err.cause).toBe(cause);
+    expect(writes()).toHaveLength(0);
+  });
+
+  test('a fetch that rejects with something other than a network error (a TypeError): caller_error, not sent again', async () => {
+    script = [read(1, '7'), ok, ok, ok];
+    const cause = new RangeError('wrapper bug');
+    const err = await failure(optimisticWrite<{ value: number }>({
+      url,
+      apply: inc,
+      maxAttempts: 4,
+      baseDelayMs: 1,
+      fetch: async (input, init) => {
+        const res = await globalThis.fetch(input, init);
+        if (init.method === 'PUT') throw cause;
+        return res;
+      },
+    }));
+    expect(err.code).toBe('caller_error');
+    expect(err.cause).toBe(cause);
+    expect(writes()).toHaveLength(1);
+  });
+
+  test('a refused connection stays a network error: read again until maxAttempts', async () => {
+    const port = await freePort();
+    const retries: RetryEvent[] = [];
+    const err = await failure(optimisticWrite({ url: `http://127.0.0.1:${port}/api/orders/1`, apply: inc, maxAttempts: 3, baseDelayMs: 1, onRetry: (e) => retries.push(e) }));
+    expect(err.code).toBe('attempts_exhausted');
+    expect(err.stats).toMatchObject({ attempts: 3, networkErrors: 3, readRetries: 3 });
+    expect(retries.map((e) => [e.kind, e.status])).toEqual([['read-again', 0], ['read-again', 0], ['read-again', 0]]);
+  });
+
+  test('a per-request timeout of a custom fetch (TimeoutError) stays a lost answer: the same write is sent again', async () => {
+    // The server holds the first write past the client's timeout, then drops it.
+    script = [read(1, '7'), (res) => setTimeout(() => res.socket?.destroy(), 300), ok];
+    const r = await optimisticWrite<{ value: number }>({
+      url,
+      apply: inc,
+      baseDelayMs: 1,
+      fetch: (input, init) => globalThis.fetch(input, { ...init, signal: AbortSignal.timeout(50) }),
+    });
+    expect(r.response.status).toBe(200);
+    expect(r.stats).toMatchObject({ writes: 2, resends: 1, networkErrors: 1 });
+  });
+});
+
+describe('options are checked before anything is sent', () => {
+  test.each<[string, number]>([
+    ['maxAttempts', NaN],
+    ['maxAttempts', 0],
+    ['maxAttempts', 2.5],
+    ['maxAttempts', Infinity],
+    ['maxWaitMs', NaN],
+    ['maxWaitMs', -1],
+    ['maxWaitMs', 3e9],
+    ['baseDelayMs', NaN],
+    ['baseDelayMs', -1],
+    ['baseDelayMs', 3e9],
+  ])('%s: %d is a TypeError naming it', async (name, value) => {
+    script = [read(1, '7'), ok];
+    const err = await optimisticWrite<{ value: number }>({ url, apply: inc, [name]: value }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TypeError);
+    expect((err as TypeError).message).toMatch(new RegExp(`^optimisticWrite: ${name} must be`));
+    expect(seen).toHaveLength(0);
+  });
+
+  test('the bounds themselves are accepted: maxAttempts 1, maxWaitMs 0 and 2^31-1, baseDelayMs 0', async () => {
+    script = [read(1, '7'), read(1, '7'), ok, read(1, '7'), ok];
+    const err = await optimisticWrite<{ value: number }>({ url, apply: inc, maxAttempts: 1 }).catch((e: unknown) => e);
+    expect((err as OptimisticWriteError).code).toBe('attempts_exhausted');
+    await optimisticWrite<{ value: number }>({ url, apply: inc, maxWaitMs: 0, baseDelayMs: 0 });
+    await optimisticWrite<{ value: number }>({ url, apply: inc, maxWaitMs: 2 ** 31 - 1 });
+    expect(writes()).toHaveLength(2);
+  });
+});
+
+describe('a read whose body cannot be read is final: read_failed, the original as cause', () => {
+  test('a 200 read that is not JSON (the default read): the SyntaxError as cause, no write', async () => {
+    script = [(res) => {
+      res.writeHead(200, { 'Content-Type': 'text/html', ETag: '"7"' });
+      res.end('<html>maintenance</html>');
+    }];
+    const err = (await optimisticWrite({ url, apply: inc }).catch((e: unknown) => e)) as OptimisticWriteError;
+    expect(err).toBeInstanceOf(OptimisticWriteError);
+    expect(err.code).toBe('read_failed');
+    expect(err.cause).toBeInstanceOf(SyntaxError);
+    expect(err.response?.status).toBe(200);
+    expect(writes()).toHaveLength(0);
+  });
+
+  test('a custom read that throws: its error as cause, no write', async () => {
+    script = [read(1, '7')];
+    const cause = new Error('schema mismatch');
+    const err = (await optimisticWrite({ url, apply: inc, read: async () => { throw cause; } }).catch((e: unknown) => e)) as OptimisticWriteError;
+    expect(err).toBeInstanceOf(OptimisticWriteError);
+    expect(err.code).toBe('read_failed');
+    expect(err.cause).toBe(cause);
+    expect(writes()).toHaveLength(0);
   });
 });
