@@ -6,7 +6,6 @@ import type { Metrics } from '../../obs/metrics.js';
 import { storeErrorCode, type VersionStore } from '../../store/port.js';
 import { jsonBody, sendProblem } from './guard.js';
 
-
 export interface VersionsDeps {
   store: VersionStore;
   metrics: Metrics;
