@@ -1,4 +1,4 @@
-// /healthz and /readyz, served the same way on every listener; what "ready" means, from the store, the keys and the fail modes.
+// /healthz and /readyz, served the same way on the gate and admin listeners; what "ready" means, from the store, the keys and the fail modes.
 import type { Hono } from 'hono';
 import type { Compiled } from '../config/compile.js';
 
@@ -22,14 +22,17 @@ export interface ReadinessReport {
 export type Readiness = () => ReadinessReport;
 
 /**
- * The config fields whose fail mode is `deny` (fail closed): while the store is down those gates
- * answer 503, which is not what a client of a ready replica should get. A gate added later with its
+ * The config fields whose fail mode is `deny` (fail closed) and that some request meets: while the
+ * store is down those gates answer 503, which is not what a client of a ready replica should get. A
+ * gate with no enforced rule never answers it: in shadow mode its store errors are reported in
+ * X-Gate-Shadow and allowed, and with no rules it never asks the store. A gate added later with its
  * own onStoreError belongs here.
  */
 export function failClosedModes(c: Pick<Compiled, 'rateLimit' | 'conflict'>): string[] {
+  const enforced = (rules: readonly { mode: string }[]) => rules.some((r) => r.mode === 'enforce');
   const out: string[] = [];
-  if (c.rateLimit.onStoreError === 'deny') out.push('rateLimit.onStoreError');
-  if (c.conflict.onStoreError === 'deny') out.push('conflict.onStoreError');
+  if (c.rateLimit.onStoreError === 'deny' && enforced(c.rateLimit.rules)) out.push('rateLimit.onStoreError');
+  if (c.conflict.onStoreError === 'deny' && (enforced(c.conflict.resources) || enforced(c.conflict.idempotency))) out.push('conflict.onStoreError');
   return out;
 }
 
@@ -47,7 +50,7 @@ export function readinessOf(store: boolean, keys: boolean, failClosed: readonly 
   // The store's own words (`master 10.0.0.3:6379 not answering …`, a cluster node behind a one-node url).
   const down = `the store does not answer${storeWhy ? ` (${storeWhy})` : ''}`;
   if (failClosed.length === 0) return { status: 'degraded', ready: true, strictReady, checks, reason: `${down}; every onStoreError fails open` };
-  return { status: 'not_ready', ready: false, strictReady, checks, reason: `${down} and ${failClosed.join(', ')} is deny` };
+  return { status: 'not_ready', ready: false, strictReady, checks, reason: `${down} and ${failClosed.join(' and ')} ${failClosed.length === 1 ? 'is' : 'are'} deny` };
 }
 
 /** /healthz: 200 while the process runs. /readyz: see readinessOf; `/readyz?strict=1`: store and keys. */

@@ -9,7 +9,7 @@ import { STORE_DOWN, STORE_NOT_READY, StoreError, type ClaimResult, type ClaimVi
 import { defineIdempotency, IdempotencyOps, sendIdempotency } from './redis-idempotency.js';
 import { Batcher } from './redis/batcher.js';
 import { connect, ONLY_MASTER, type RedisConnection, type RedisTarget } from './redis/connect.js';
-import { classify, replyCode, STORE_TIMEOUT, within } from './redis/errors.js';
+import { classify, replyCode, STORE_TIMEOUT, within, WRITE_REFUSALS } from './redis/errors.js';
 import { Health } from './redis/health.js';
 import { rlfClient, type RlfClient } from './redis/rlf-client.js';
 import { defineScripts, type ClaimReply, type Commands, type PeekReply, type PublishReply } from './redis/scripts.js';
@@ -110,8 +110,8 @@ export class RedisStore implements VersionStore {
     this.health_ = new Health(conn, Math.max(opts.commandTimeoutMs, 100), {
       onChange: (node, down) => {
         const where = conn.mode === 'cluster' ? { node } : {};
-        if (down !== undefined) this.log?.warn({ ...where, reason: down }, 'store: not answering; the fail modes apply at once until it does');
-        else this.log?.info(where, 'store: answering again');
+        if (down !== undefined) this.log?.warn({ ...where, reason: down }, 'store: down (the reason says how); the fail modes apply at once until it serves again');
+        else this.log?.info(where, 'store: serving again');
       },
     });
     this.batcher = new Batcher(conn, opts.commandTimeoutMs, {
@@ -132,6 +132,9 @@ export class RedisStore implements VersionStore {
       contact();
     });
     conn.client.on('end', () => contact());
+    // A lost connection is the master down (logged once; 'ready' logs it serving again). In a
+    // cluster the probes follow each master.
+    if (conn.mode !== 'cluster') conn.client.on('close', () => this.health_.lost(ONLY_MASTER, 'not connected (the connection closed)'));
     conn.client.on('ready', () => {
       if (conn.mode !== 'cluster') this.health_.answered(ONLY_MASTER);
       void this.health_.probeAll();
@@ -183,7 +186,11 @@ export class RedisStore implements VersionStore {
 
   private fault(err: unknown, script: boolean): StoreError {
     const e = classify(err, { script, connected: this.connection.mode !== 'cluster' && this.connection.ready() });
-    if (e.code === 'cluster') this.clusterReply(replyCode(err) ?? 'MOVED');
+    const reply = replyCode(err);
+    if (e.code === 'cluster') this.clusterReply(reply ?? 'MOVED');
+    // A node that refuses writes still answers the TIME probe: the probe's write check finds which
+    // and marks it down now, so the fail modes apply without a call each and /readyz says why.
+    else if (reply !== undefined && WRITE_REFUSALS.has(reply)) void this.health_.probeAll();
     return e;
   }
 

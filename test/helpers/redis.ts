@@ -1,6 +1,7 @@
 // Real Redis for tests: the shared one on 127.0.0.1:6379, or a test-owned redis-server on a free port.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import { Redis } from 'ioredis';
 import { freePort, waitForPort } from './net.js';
 
@@ -39,7 +40,8 @@ export async function startOwnRedis(): Promise<OwnRedis> {
   const port = await freePort();
   let proc: ChildProcess | undefined;
   const start = async () => {
-    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    // --dir: a replica writes the RDB it receives there, even with --save "".
+    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmpdir()], { stdio: 'ignore' });
     await waitForPort(port);
   };
   const kill = async () => {

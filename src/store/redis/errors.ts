@@ -23,6 +23,12 @@ export const REDIRECTS: ReadonlySet<string> = new Set(['MOVED', 'ASK', 'TRYAGAIN
 const CLUSTER_REPLIES: ReadonlySet<string> = new Set([...REDIRECTS, 'CLUSTERDOWN', 'CROSSSLOT']);
 /** A node that cannot serve writes now: loading its dataset, a replica (a demoted master), or a replica cut off from its master. */
 const UNAVAILABLE_REPLIES: ReadonlySet<string> = new Set(['LOADING', 'READONLY', 'MASTERDOWN', 'BUSY']);
+/**
+ * Replies of a node that answers but refuses writes (READONLY: a replica; OOM: full under
+ * `noeviction`; MISCONF: its last save failed; NOREPLICAS: min-replicas-to-write unmet). The health
+ * probe reads these as down, with the reply as the reason; a call that meets one asks for a probe.
+ */
+export const WRITE_REFUSALS: ReadonlySet<string> = new Set(['READONLY', 'OOM', 'MISCONF', 'NOREPLICAS', 'LOADING', 'MASTERDOWN']);
 
 const byReply = new Map<string, StoreError>();
 function clusterError(code: string): StoreError {
@@ -52,8 +58,8 @@ export interface FailureContext {
 /**
  * Turns whatever ioredis or rate-limiter-flexible rejected with into a StoreError, by type:
  * - a ReplyError (Redis answered an error) by its reply code: MOVED / ASK / TRYAGAIN / CLUSTERDOWN /
- *   CROSSSLOT are `cluster`, NOSCRIPT or a failing script are `script`, LOADING / READONLY /
- *   MASTERDOWN / BUSY are `not_ready`;
+ *   CROSSSLOT are `cluster`, LOADING / READONLY / MASTERDOWN / BUSY are `not_ready`, OOM / MISCONF /
+ *   NOREPLICAS (writes refused) `other`, also from a script; NOSCRIPT or a failing script are `script`;
  * - ioredis' typed errors (MaxRetriesPerRequestError and AbortError: the command was dropped when
  *   the connection went; ClusterAllFailedError: no node answered) are `not_ready`;
  * - anything else thrown while the connection was down is `not_ready`.
@@ -66,8 +72,10 @@ export function classify(err: unknown, ctx: FailureContext): StoreError {
   const reply = replyCode(err);
   if (reply !== undefined) {
     if (CLUSTER_REPLIES.has(reply)) return clusterError(reply);
-    if (reply === 'NOSCRIPT' || ctx.script) return SCRIPT;
+    // Before the script test: a script the node refused to run did not fail.
     if (UNAVAILABLE_REPLIES.has(reply)) return STORE_NOT_READY;
+    if (WRITE_REFUSALS.has(reply)) return OTHER;
+    if (reply === 'NOSCRIPT' || ctx.script) return SCRIPT;
     return OTHER;
   }
   if (err instanceof Error) {

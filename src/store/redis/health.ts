@@ -1,6 +1,7 @@
 // Per-master health: who answers, who is known down or hung (the hot path skips those), and each one's clock.
 import type { RedisConnection } from './connect.js';
-import { within } from './errors.js';
+import type { Redis } from 'ioredis';
+import { replyCode, within, WRITE_REFUSALS } from './errors.js';
 
 /** Probe period while every master answers, and while one does not (so recovery is seen within this). */
 const PROBE_EVERY_MS = 1000;
@@ -9,6 +10,14 @@ const PROBE_DOWN_EVERY_MS = 200;
 const STALE_MS = 2500;
 /** What a probe that got no answer in time rejects with. */
 const PROBE_TIMEOUT = new Error('probe timed out');
+/**
+ * A script that writes nothing but is treated as one that may (Redis 7 reads the shebang: no
+ * `no-writes`, no `allow-oom` flag), so Redis refuses to run it exactly when it refuses writes: out of
+ * memory under `noeviction` (OOM), a replica (READONLY), a failed save with stop-writes-on-bgsave-error
+ * (MISCONF). TIME answers in all of these; the gate's increments and claims do not.
+ */
+const WRITE_CHECK = '#!lua\nreturn 1';
+
 /** A clock sample whose round trip took longer than this is too imprecise to keep. */
 const CLOCK_SAMPLE_MAX_RTT_MS = 50;
 
@@ -17,6 +26,8 @@ interface NodeState {
   answeredAt: number;
   /** Why the node is known down (a probe failed, a command timed out with nothing answered since); undefined while up. */
   down?: string;
+  /** Down because it refuses writes: it still answers, so only a probe whose write check passes brings it up. */
+  refusing?: boolean;
   /** Redis clock − this process' clock, from the best recent TIME sample. */
   offsetMs: number;
   /** The probe in flight, if any (a second caller waits for it rather than sending another). */
@@ -57,12 +68,13 @@ export class Health {
     return s;
   }
 
-  /** Something from `node` arrived: it answers. */
-  answered(node: string, at = Date.now()): void {
+  /** Something from `node` arrived: it answers (and, from a probe, it writes). */
+  answered(node: string, at = Date.now(), probed = false): void {
     const s = this.state(node);
     s.answeredAt = at;
-    if (s.down !== undefined) {
+    if (s.down !== undefined && (probed || !s.refusing)) {
       s.down = undefined;
+      s.refusing = false;
       this.events.onChange?.(node, undefined);
     }
   }
@@ -75,10 +87,16 @@ export class Health {
     this.probe(node);
   }
 
-  private markDown(node: string, why: string): void {
+  /** The connection to `node` closed: down until it answers again. */
+  lost(node: string, why: string): void {
+    if (!this.closed) this.markDown(node, why);
+  }
+
+  private markDown(node: string, why: string, refusing = false): void {
     const s = this.state(node);
     const was = s.down;
     s.down = why;
+    s.refusing = refusing;
     if (was === undefined) this.events.onChange?.(node, why);
     this.schedule(PROBE_DOWN_EVERY_MS);
   }
@@ -115,7 +133,10 @@ export class Health {
     return results.every(Boolean);
   }
 
-  /** One TIME on `node`'s connection (and ROLE in Sentinel mode), bounded by the probe timeout. */
+  /**
+   * One TIME and one write check on `node`'s connection (and ROLE in Sentinel mode), pipelined,
+   * bounded by the probe timeout. A node that answers but refuses writes is down, with Redis' words.
+   */
   probe(node: string): Promise<boolean> {
     const s = this.state(node);
     if (s.probing) return s.probing;
@@ -130,15 +151,19 @@ export class Health {
       return Promise.resolve(false);
     }
     const sent = Date.now();
-    const checks: Promise<readonly [unknown, boolean]> = this.conn.stillMaster ? Promise.all([target.time(), this.conn.stillMaster()]) : target.time().then((t) => [t, true] as const);
+    const checks = Promise.all([target.time(), refusesWrites(target), this.conn.stillMaster ? this.conn.stillMaster() : true]);
     s.probing = within(checks, this.probeTimeoutMs, PROBE_TIMEOUT).then(
-      ([t, master]) => {
+      ([t, refusal, master]) => {
         const received = Date.now();
         if (!master) {
           this.markDown(node, 'the node connected to is no longer the master (a failover demoted it): reconnecting');
           return false;
         }
-        this.answered(node, received);
+        if (refusal !== undefined) {
+          this.markDown(node, `refusing writes (${refusal})`, true);
+          return false;
+        }
+        this.answered(node, received, true);
         // TIME: [seconds, microseconds] (ioredis passes them as strings or numbers).
         const [sec, usec] = (t as unknown[]).map(Number) as [number, number];
         if (received - sent <= CLOCK_SAMPLE_MAX_RTT_MS) s.offsetMs = sec * 1000 + Math.floor(usec / 1000) - (sent + received) / 2;
@@ -179,4 +204,16 @@ export class Health {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
   }
+}
+
+/** Redis' refusal of a write on `client` (its first line: `OOM command not allowed …`), or undefined when it writes (or cannot tell: a Redis before 7 without script flags). */
+function refusesWrites(client: Redis): Promise<string | undefined> {
+  return client.eval(WRITE_CHECK, 0).then(
+    () => undefined,
+    (err: unknown) => {
+      const code = replyCode(err);
+      if (code === undefined || !WRITE_REFUSALS.has(code)) return undefined;
+      return (err as Error).message.split('\n')[0]!.replace(/\.$/, '');
+    },
+  );
 }

@@ -1,0 +1,175 @@
+// /readyz, metrics and logs when Redis answers but refuses writes (out of memory under noeviction,
+// as kubernetes/redis.yaml ships it; store.url at a replica), and for gates whose deny fail mode no
+// request meets (shadow mode, no rules). The CLI on a socket, test-owned redis-servers.
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { forward, startGate, type RunningGate } from '../helpers/gate.js';
+import { parseMetrics, total } from '../helpers/prom.js';
+import { startOwnRedis, type OwnRedis } from '../helpers/redis.js';
+import { AUDIENCE, ISSUER, jwks, makeKey, sign, type TestKey } from '../helpers/tokens.js';
+
+const yaml = (rateLimit: string, conflict: string) => `
+store: { keyPrefix: "cgtest:refuse:" }
+auth: { jwksFile: jwks.json, issuer: "${ISSUER}", audience: "${AUDIENCE}", algorithms: [ES256] }
+rateLimit: { ${rateLimit} }
+conflict: { claim: { enabled: true }, ${conflict} }
+`;
+const ENFORCED_RL = 'onStoreError: memory, rules: [{ name: all, limit: 1000, window: 60s }]';
+const ENFORCED_CF = 'onStoreError: allow, resources: [{ path: "/api/orders/:id", key: "orders:{id}" }]';
+
+interface Ready {
+  code: number;
+  body: { status: string; checks: { store: boolean; keys: boolean }; reason?: string };
+}
+
+async function readyz(g: RunningGate): Promise<Ready> {
+  const r = await fetch(`${g.url}/readyz`);
+  return { code: r.status, body: (await r.json()) as Ready['body'] };
+}
+
+async function until(g: RunningGate, done: (r: Ready) => boolean, what: string): Promise<Ready> {
+  let last: Ready | undefined;
+  for (let i = 0; i < 200; i++) {
+    last = await readyz(g);
+    if (done(last)) return last;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${what}: /readyz stayed ${JSON.stringify(last)}`);
+}
+
+/** The gate's log lines holding `text`, once at least one has arrived (stdout is read as it comes). */
+async function logged(g: RunningGate, text: string): Promise<string[]> {
+  for (let i = 0; i < 100; i++) {
+    const lines = g.output().split('\n').filter((l) => l.includes(text));
+    if (lines.length > 0) return lines;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no log line holds ${JSON.stringify(text)}:\n${g.output()}`);
+}
+
+const gauge = async (g: RunningGate, name: string) => total(parseMetrics(await (await fetch(`${g.adminUrl}/metrics`)).text()), name);
+
+let key: TestKey;
+beforeAll(async () => {
+  key = await makeKey('ES256');
+});
+
+async function gateOn(redis: OwnRedis, rateLimit = ENFORCED_RL, conflict = ENFORCED_CF): Promise<RunningGate> {
+  return startGate({ yaml: yaml(rateLimit, conflict), files: { 'jwks.json': JSON.stringify(jwks(key)) }, env: { REDIS_URL: redis.url } });
+}
+
+describe('Redis answers but refuses writes', () => {
+  let redis: OwnRedis;
+  let raw: Redis;
+  let g: RunningGate;
+  beforeAll(async () => {
+    redis = await startOwnRedis();
+    raw = new Redis(redis.url);
+    g = await gateOn(redis);
+    await until(g, (x) => x.body.status === 'ready', 'before');
+  });
+  afterAll(async () => {
+    await g?.stop();
+    raw?.disconnect();
+    await redis?.stop();
+  });
+
+  test('out of memory under noeviction: degraded with Redis words, store_up 0, one warn line; ready again once it has room', async () => {
+    await raw.set('cgtest:refuse:ver:{orders:77}', '8');
+    await raw.config('SET', 'maxmemory-policy', 'noeviction');
+    await raw.config('SET', 'maxmemory', '1');
+    // A write meets the refusal; the probe names it at once rather than at its next round.
+    const write = await forward(g.url, 'PUT', '/api/orders/77', { Authorization: `Bearer ${await sign(key)}`, 'If-Match': '"8"' });
+    expect(write.status).toBe(200); // onStoreError allow / memory: what the config promises for an outage
+    const r = await until(g, (x) => x.body.status === 'degraded', 'out of memory');
+    expect(r.code).toBe(200);
+    expect(r.body.reason).toContain("refusing writes (OOM command not allowed when used memory > 'maxmemory')");
+    expect(await gauge(g, 'conflict_gate_store_up')).toBe(0);
+    expect(await gauge(g, 'conflict_gate_degraded')).toBe(1);
+    const warns = await logged(g, 'refusing writes (OOM');
+    expect(warns.length).toBe(1);
+    expect(JSON.parse(warns[0]!)).toMatchObject({ level: 'warn' });
+    await raw.config('SET', 'maxmemory', '0');
+    await until(g, (x) => x.body.status === 'ready', 'room again');
+    await logged(g, 'store: serving again');
+    expect(await gauge(g, 'conflict_gate_store_up')).toBe(1);
+  });
+
+  test('a lost connection is logged when it goes and when it comes back', async () => {
+    await redis.kill();
+    await until(g, (x) => !x.body.checks.store, 'killed');
+    await redis.restart();
+    await until(g, (x) => x.body.status === 'ready', 'restarted');
+    expect(await logged(g, 'not connected (the connection closed)')).toHaveLength(1);
+    await expect.poll(async () => (await logged(g, 'store: serving again')).length).toBe(2);
+  });
+});
+
+describe('store.url at a replica', () => {
+  let master: OwnRedis;
+  let replica: OwnRedis;
+  let g: RunningGate;
+  beforeAll(async () => {
+    [master, replica] = await Promise.all([startOwnRedis(), startOwnRedis()]);
+    g = await gateOn(replica, ENFORCED_RL, ENFORCED_CF.replace('allow', 'deny'));
+    await until(g, (x) => x.body.status === 'ready', 'before');
+  });
+  afterAll(async () => {
+    await g?.stop();
+    await Promise.all([master?.stop(), replica?.stop()]);
+  });
+
+  test('not ready (conflict.onStoreError deny) with the reason; writes 503; ready once it is a master again', async () => {
+    const raw = new Redis(replica.url);
+    try {
+      await raw.replicaof('127.0.0.1', String(master.port));
+      const r = await until(g, (x) => !x.body.checks.store, 'replica');
+      expect(r.code).toBe(503);
+      expect(r.body.reason).toContain("refusing writes (READONLY You can't write against a read only replica)");
+      const write = await forward(g.url, 'PUT', '/api/orders/1', { Authorization: `Bearer ${await sign(key)}` });
+      expect(write.status).toBe(503);
+      await raw.replicaof('NO', 'ONE');
+      await until(g, (x) => x.body.status === 'ready', 'master again');
+    } finally {
+      raw.disconnect();
+    }
+  });
+});
+
+describe('a deny fail mode no request meets does not take the replica out', () => {
+  let redis: OwnRedis;
+  const gates: Record<string, RunningGate> = {};
+  beforeAll(async () => {
+    redis = await startOwnRedis();
+    const configs: Record<string, [string, string]> = {
+      shadow: [`mode: shadow, ${ENFORCED_RL.replace('memory', 'deny')}`, `mode: shadow, ${ENFORCED_CF.replace('allow', 'deny')}`],
+      'no rules': ['onStoreError: deny', 'onStoreError: deny'],
+      'one rule enforced': [`mode: shadow, onStoreError: deny, rules: [{ name: all, limit: 1000, window: 60s, mode: enforce }]`, ENFORCED_CF],
+    };
+    for (const [name, [rl, cf]] of Object.entries(configs)) gates[name] = await gateOn(redis, rl, cf);
+    for (const g of Object.values(gates)) await until(g, (x) => x.body.status === 'ready', 'before');
+    await redis.kill();
+  });
+  afterAll(async () => {
+    await Promise.allSettled(Object.values(gates).map((g) => g.stop()));
+    await redis?.stop();
+  });
+
+  test.each(['shadow', 'no rules'])('%s: degraded (200), and it allows', async (name) => {
+    const g = gates[name]!;
+    const r = await until(g, (x) => !x.body.checks.store, 'killed');
+    expect(r).toMatchObject({ code: 200, body: { status: 'degraded' } });
+    expect(await gauge(g, 'conflict_gate_degraded')).toBe(1);
+    const write = await forward(g.url, 'PUT', '/api/orders/1', { Authorization: `Bearer ${await sign(key)}` });
+    expect(write.status).toBe(200);
+  });
+
+  test('one enforced rule under a shadow gate: not ready, and it denies', async () => {
+    const g = gates['one rule enforced']!;
+    const r = await until(g, (x) => !x.body.checks.store, 'killed');
+    expect(r.code).toBe(503);
+    expect(r.body.reason).toMatch(/and rateLimit\.onStoreError is deny$/);
+    const write = await forward(g.url, 'PUT', '/api/orders/1', { Authorization: `Bearer ${await sign(key)}` });
+    expect(write.status).toBe(503);
+  });
+});
