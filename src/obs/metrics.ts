@@ -111,7 +111,7 @@ export class Metrics {
     this.denyLatency = latency.labels('deny');
     this.rateLimit = new Counter({
       name: `${PREFIX}ratelimit_decisions_total`,
-      help: 'Requests a rate-limit rule applied to, by how they ended: allowed (the request was let through), denied_later (the rule let it through, a later gate refused it), limited (429), shadow_limited (over the limit, let through by shadow mode), store_error (the store failed and onStoreError decided).',
+      help: 'Requests a rate-limit rule applied to, by how they ended: allowed (the request was let through), denied_later (the rule let it through, a later gate refused it), limited (429), shadow_limited (over the limit, let through by shadow mode), store_error (the store failed and onStoreError allow or deny decided; under onStoreError memory the per-replica limit decides and its allowed / limited are counted here, each also in ratelimit_insurance_total).',
       labelNames: ['rule', 'outcome'],
       registers,
       collect() {
