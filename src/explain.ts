@@ -1,8 +1,10 @@
 // Explain: runs the pipeline for a described request without side effects and reports each gate's reasoning.
+import type { Deny } from './core/decision.js';
 import { renderProblem } from './core/problem.js';
 import { readForwarded, type ForwardedOptions, type HeaderSource } from './core/forwarded.js';
 import { R } from './core/http.js';
 import type { GateName, Seen, Step } from './core/step.js';
+import { firstCallAnswer, replayPlan } from './http/replay.js';
 import { runPipeline, shadowLabel, type Gates } from './pipeline.js';
 
 /** A request to explain: what the proxy would have forwarded. */
@@ -32,7 +34,15 @@ export interface GateTrace {
 export interface Trace {
   request: { method: string; uri: string; path?: string; clientIp: string };
   gates: GateTrace[];
-  answer: { status: number; code?: string; headers: Record<string, string>; body?: unknown; shadowed: string[] };
+  answer: {
+    status: number;
+    code?: string;
+    headers: Record<string, string>;
+    body?: unknown;
+    shadowed: string[];
+    /** nginx's first call (X-Auth-Replay: first): `status` is the 403 /auth sends it; the replay answers this one. */
+    replayStatus?: number;
+  };
 }
 
 const ORDER: readonly GateName[] = ['auth', 'ratelimit', 'conflict'];
@@ -60,23 +70,28 @@ function traceOf(step: Step): GateTrace {
  */
 export async function explain(req: ExplainRequest, gates: Gates, forwarded: ForwardedOptions): Promise<Trace> {
   const clientIp = req.ip ?? '127.0.0.1';
-  const facts = readForwarded(headerSource(req), '127.0.0.1', forwarded);
+  const h = headerSource(req);
+  const facts = readForwarded(h, '127.0.0.1', forwarded);
+  // A denial as /auth sends it: to nginx's first call, as a 403 that keeps its body (http/replay.ts).
+  const denial = (d: Deny, shadowed: string[]): Trace['answer'] => {
+    const res = renderProblem(d);
+    const sent = firstCallAnswer(replayPlan(h), res);
+    const answer: Trace['answer'] = { status: sent.status, code: d.code, headers: sent.headers, body: JSON.parse(res.body) as unknown, shadowed };
+    if (sent.status !== res.status) answer.replayStatus = res.status;
+    return answer;
+  };
   if ('kind' in facts) {
-    const res = renderProblem(facts);
     return {
       request: { method: req.method, uri: req.uri, clientIp },
       gates: [{ gate: 'forward', result: 'deny', code: facts.code, detail: facts.detail }, ...ORDER.map((g) => ({ gate: g, result: 'not_reached' as const }))],
-      answer: { status: res.status, code: facts.code, headers: res.headers, body: JSON.parse(res.body) as unknown, shadowed: [] },
+      answer: denial(facts, []),
     };
   }
   const { decision, steps, shadowed } = await runPipeline(facts, gates, 'explain');
   const traced = steps.map(traceOf);
   for (const g of ORDER.slice(steps.length)) traced.push({ gate: g, result: 'not_reached' });
   const request = { method: facts.method, uri: req.uri, path: facts.path, clientIp: facts.clientIp };
-  if (decision.kind === 'deny') {
-    const res = renderProblem(decision);
-    return { request, gates: traced, answer: { status: res.status, code: decision.code, headers: res.headers, body: JSON.parse(res.body) as unknown, shadowed: shadowed.map(shadowLabel) } };
-  }
+  if (decision.kind === 'deny') return { request, gates: traced, answer: denial(decision, shadowed.map(shadowLabel)) };
   return { request, gates: traced, answer: { status: 200, headers: decision.headers, shadowed: shadowed.map(shadowLabel) } };
 }
 
@@ -91,7 +106,8 @@ export function renderTrace(t: Trace): string {
     const seen = Object.entries(g.seen ?? {}).map(([k, v]) => `${k}=${v === null ? 'none' : String(v)}`);
     if (seen.length > 0) lines.push(`${''.padEnd(22)} ${seen.join(', ')}`);
   }
-  lines.push('', `answer: ${t.answer.status}${t.answer.code ? ` ${t.answer.code}` : ''}`);
+  const replay = t.answer.replayStatus !== undefined ? `  (nginx's first call: the replay answers ${t.answer.replayStatus})` : '';
+  lines.push('', `answer: ${t.answer.status}${t.answer.code ? ` ${t.answer.code}` : ''}${replay}`);
   for (const [k, v] of Object.entries(t.answer.headers)) lines.push(`  ${k}: ${v}`);
   if (t.answer.body !== undefined) lines.push(`  ${JSON.stringify(t.answer.body)}`);
   return lines.join('\n');

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { runCli, startGate, type RunningGate } from '../helpers/gate.js';
+import { forward, runCli, startGate, type RunningGate } from '../helpers/gate.js';
 import { flushPrefix, SHARED_REDIS_URL, uniquePrefix } from '../helpers/redis.js';
 import { AUDIENCE, ISSUER, jwks, makeKey, sign, type TestKey } from '../helpers/tokens.js';
 
@@ -165,6 +165,21 @@ describe('admin POST /explain', () => {
     const norm = (t: unknown) => JSON.parse(JSON.stringify(t).replace(/held \d+s/g, 'held Ns').replace(/"Retry-After":"\d+"/g, '"Retry-After":"N"').replace(/"retryAfter":\d+/g, '"retryAfter":"N"'));
     expect(norm(viaApi)).toEqual(norm(viaCli));
     expect(await snapshot()).toEqual(before);
+  });
+
+  test("nginx's first call: the status /auth sends (403, so nginx keeps the body), and the one its replay answers", async () => {
+    const headers = { Authorization: writer, 'If-Match': '"6"', 'X-Auth-Replay': 'first', 'X-Request-Id': 'explain-first-1' };
+    const live = await forward(g.url, 'PUT', '/api/orders/42', headers);
+    expect(live.status).toBe(403);
+    const liveBody = await live.json();
+    const trace = (await (await post({ method: 'PUT', uri: '/api/orders/42', headers: { ...headers, 'X-Request-Id': 'explain-first-2' } })).json()) as { answer: { status: number; code: string; replayStatus?: number; body: unknown } };
+    expect(trace.answer).toMatchObject({ status: 403, code: 'precondition_failed', replayStatus: 412, body: liveBody });
+    const cli = await runCli(['explain', '--config', config, '--method', 'PUT', '--uri', '/api/orders/42', ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`])], {}, dir);
+    expect(cli.stdout).toMatch(/^answer: 403 precondition_failed {2}\(nginx's first call: the replay answers 412\)$/m);
+    // Without the marker nothing changes.
+    const plain = (await (await post({ method: 'PUT', uri: '/api/orders/42', headers: { Authorization: writer, 'If-Match': '"6"' } })).json()) as { answer: Record<string, unknown> };
+    expect(plain.answer.status).toBe(412);
+    expect(plain.answer).not.toHaveProperty('replayStatus');
   });
 
   test('needs the admin token; a bad body is a 400', async () => {
