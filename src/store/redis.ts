@@ -137,7 +137,8 @@ export class RedisStore implements VersionStore {
     if (conn.mode !== 'cluster') conn.client.on('close', () => this.health_.lost(ONLY_MASTER, 'not connected (the connection closed)'));
     conn.client.on('ready', () => {
       if (conn.mode !== 'cluster') this.health_.answered(ONLY_MASTER);
-      void this.health_.probeAll();
+      // With the write check: a one-node URL at a replica, or a full Redis, is known before a write meets it.
+      void this.health_.probeAll(true);
       if (conn.mode === 'single') void this.checkNotCluster().finally(contact);
       else contact();
     });
@@ -190,7 +191,7 @@ export class RedisStore implements VersionStore {
     if (e.code === 'cluster') this.clusterReply(reply ?? 'MOVED');
     // A node that refuses writes still answers the TIME probe: the probe's write check finds which
     // and marks it down now, so the fail modes apply without a call each and /readyz says why.
-    else if (reply !== undefined && WRITE_REFUSALS.has(reply)) void this.health_.probeAll();
+    else if (reply !== undefined && WRITE_REFUSALS.has(reply)) void this.health_.probeAll(true);
     return e;
   }
 

@@ -123,11 +123,21 @@ describe('store.url at a replica', () => {
     const raw = new Redis(replica.url);
     try {
       await raw.replicaof('127.0.0.1', String(master.port));
+      // The first write meets READONLY (its fail mode answers) and has the probe check writes at once.
+      const write = await forward(g.url, 'PUT', '/api/orders/1', { Authorization: `Bearer ${await sign(key)}` });
+      expect(write.status).toBe(503);
       const r = await until(g, (x) => !x.body.checks.store, 'replica');
       expect(r.code).toBe(503);
       expect(r.body.reason).toContain("refusing writes (READONLY You can't write against a read only replica)");
-      const write = await forward(g.url, 'PUT', '/api/orders/1', { Authorization: `Bearer ${await sign(key)}` });
-      expect(write.status).toBe(503);
+      // A gate started on the replica knows it at its first connection, before any request.
+      const booted = await gateOn(replica);
+      try {
+        const b = await until(booted, (x) => !x.body.checks.store, 'booted on a replica');
+        expect(b).toMatchObject({ code: 200, body: { status: 'degraded' } });
+        expect(b.body.reason).toContain('refusing writes (READONLY');
+      } finally {
+        await booted.stop();
+      }
       await raw.replicaof('NO', 'ONE');
       await until(g, (x) => x.body.status === 'ready', 'master again');
     } finally {

@@ -125,19 +125,21 @@ export class Health {
     return this.nodes.get(node)?.offsetMs ?? 0;
   }
 
-  /** Probes every master now; true when all answered. */
-  async probeAll(): Promise<boolean> {
+  /** Probes every master now (with the write check when `checkWrites`); true when all answered. */
+  async probeAll(checkWrites = false): Promise<boolean> {
     const masters = this.conn.masters();
     if (masters.length === 0) return false;
-    const results = await Promise.all(masters.map(({ node }) => this.probe(node)));
+    const results = await Promise.all(masters.map(({ node }) => this.probe(node, checkWrites)));
     return results.every(Boolean);
   }
 
   /**
-   * One TIME and one write check on `node`'s connection (and ROLE in Sentinel mode), pipelined,
-   * bounded by the probe timeout. A node that answers but refuses writes is down, with Redis' words.
+   * One TIME on `node`'s connection (and ROLE in Sentinel mode), bounded by the probe timeout. With
+   * `checkWrites`, and always while the node refuses writes, a write check beside it (pipelined): a
+   * node that answers but refuses writes is down, with Redis' words. The write check runs at each
+   * connect and when a call met a refusal, not every second: the hot path's own writes find it.
    */
-  probe(node: string): Promise<boolean> {
+  probe(node: string, checkWrites = false): Promise<boolean> {
     const s = this.state(node);
     if (s.probing) return s.probing;
     if (this.closed) return Promise.resolve(false);
@@ -151,7 +153,7 @@ export class Health {
       return Promise.resolve(false);
     }
     const sent = Date.now();
-    const checks = Promise.all([target.time(), refusesWrites(target), this.conn.stillMaster ? this.conn.stillMaster() : true]);
+    const checks = Promise.all([target.time(), checkWrites || s.refusing ? refusesWrites(target) : undefined, this.conn.stillMaster ? this.conn.stillMaster() : true]);
     s.probing = within(checks, this.probeTimeoutMs, PROBE_TIMEOUT).then(
       ([t, refusal, master]) => {
         const received = Date.now();
