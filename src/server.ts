@@ -3,6 +3,7 @@ import { getRequestListener } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Compiled } from './config/compile.js';
 import type { ConfigIssue, ReadResult } from './config/read.js';
 import type { ForwardedOptions } from './core/forwarded.js';
@@ -12,6 +13,7 @@ import { TokenVerifier } from './gates/auth/verify.js';
 import { ConflictGate } from './gates/conflict/gate.js';
 import { RateLimitGate } from './gates/ratelimit/limiter.js';
 import { createAdminApp } from './http/admin-app.js';
+import { clientErrorHandler, MAX_HEADER_BYTES } from './http/client-error.js';
 import { createGateListener, type GateAppDeps } from './http/gate-app.js';
 import { failClosedModes, readinessOf, type ReadinessReport } from './http/health.js';
 import { createMetricsApp } from './http/metrics-app.js';
@@ -92,7 +94,8 @@ export class Deps {
    * Swaps in the generation a newly read config builds, for requests that start from now on.
    * Refused (the running config stays) when the config is invalid, when it changes what only a
    * restart can change (listeners, the store connection), or when its signing keys cannot be loaded.
-   * Rate-limit counts and leases live in the store and carry on.
+   * Rate-limit counts and leases live in the store and carry on; so do the in-memory limits of a store
+   * outage (`onStoreError: memory`), handed from the old generation to the new one.
    */
   async reload(read: ReadResult): Promise<ReloadOutcome> {
     const outcome = await this.tryReload(read);
@@ -110,7 +113,7 @@ export class Deps {
     if (!read.ok) return read;
     const restart = needsRestart(this.gen.compiled, read.compiled);
     if (restart.length > 0) return { ok: false, issues: restart };
-    const next = buildGeneration(read.compiled, read.sha256, this.store, this.metrics, this.log, this.now, this.gen.verifier);
+    const next = buildGeneration(read.compiled, read.sha256, this.store, this.metrics, this.log, this.now, this.gen, () => this.gen.verifier);
     next.verifier.start();
     // Keys first: a generation that cannot verify a token is not swapped in.
     const until = this.now() + Math.max(read.compiled.auth.jwksTimeoutMs, 1000);
@@ -132,11 +135,33 @@ export class Deps {
   }
 }
 
+/**
+ * The server settings read only when the listeners start (startServer, listenOn, and serve.ts's
+ * config watcher), each with the file's name for it; a reload that changes one would answer "ok" and
+ * change nothing. The rest of `server` (trustedProxies, paths, methodOverride, logAllows, replayTtl)
+ * is read per request from the generation, so a reload applies it.
+ */
+const SERVER_AT_START: readonly (readonly [keyof Compiled['server'], string])[] = [
+  ['port', 'port'],
+  ['adminPort', 'adminPort'],
+  ['metricsPort', 'metricsPort'],
+  ['host', 'host'],
+  // `host: "::"` written out listens on :: alone; unset, it falls back to 0.0.0.0 without IPv6.
+  ['dualStack', 'host'],
+  ['idleTimeoutMs', 'idleTimeout'],
+  ['watchConfig', 'watchConfig'],
+];
+
 /** What a running gate cannot take from a reload: the listeners and the store connection. */
 export function needsRestart(running: Compiled, next: Compiled): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const why = 'changed; this needs a restart (the running config stays)';
-  for (const k of ['port', 'adminPort', 'metricsPort', 'host'] as const) if (running.server[k] !== next.server[k]) issues.push({ path: `server.${k}`, message: why });
+  const named = new Set<string>();
+  for (const [k, field] of SERVER_AT_START) {
+    if (running.server[k] === next.server[k] || named.has(field)) continue;
+    named.add(field);
+    issues.push({ path: `server.${field}`, message: why });
+  }
   for (const [k, v] of Object.entries(next.store)) {
     // `mode` follows from url / cluster / sentinel, each reported by its own name.
     if (k === 'mode') continue;
@@ -148,21 +173,33 @@ export function needsRestart(running: Compiled, next: Compiled): ConfigIssue[] {
 /** The config file's name of a compiled store setting, where they differ. */
 const STORE_FIELD: Record<string, string> = { commandTimeoutMs: 'commandTimeout', connectTimeoutMs: 'connectTimeout' };
 
-function buildGeneration(compiled: Compiled, sha256: string, store: VersionStore, metrics: Metrics, log: Logger, now: () => number, previous?: TokenVerifier): Generation {
+/**
+ * `previous`: the generation a reload replaces, whose in-memory state the new one takes over where it
+ * still applies; `serving`: the verifier requests use now (a reload's new one only once swapped in).
+ */
+function buildGeneration(compiled: Compiled, sha256: string, store: VersionStore, metrics: Metrics, log: Logger, now: () => number, previous?: Generation, serving?: () => TokenVerifier): Generation {
   const a = compiled.auth;
-  const verifier = new TokenVerifier({
+  const verifier: TokenVerifier = new TokenVerifier({
     ...a,
     now,
     // A reload with the same JWKS URL takes over the keys already loaded: no wait, no refusal while the IdP is down.
-    previous,
+    previous: previous?.verifier,
     onJwksRefresh: (result, message) => {
       metrics.jwksRefresh(result);
-      if (result === 'error') log.warn({ reason: message }, 'JWKS fetch failed; keeping the keys already loaded');
+      if (result !== 'error') return;
+      // Say what actually happens. Until a set with keys has loaded (an IdP down at boot), there are
+      // no keys to keep: every bearer token gets a 401 invalid_token ("signing keys are not
+      // available"; public routes still pass). A reload's verifier without keys is not serving yet:
+      // the running config goes on, and the reload is refused unless its keys load in time.
+      if (verifier.ready) log.warn({ reason: message }, 'JWKS fetch failed; keeping the keys already loaded');
+      else if (serving && serving() !== verifier) log.warn({ reason: message }, 'JWKS fetch failed for the config being reloaded; the running config keeps serving');
+      else log.warn({ reason: message }, 'JWKS fetch failed; no keys loaded yet: every bearer token is refused (401 invalid_token) until a fetch succeeds');
     },
   });
   const gates: Gates = {
     auth: new AuthGate(a, verifier),
-    rateLimit: new RateLimitGate({ rules: compiled.rateLimit.rules, onStoreError: compiled.rateLimit.onStoreError, ipv6Subnet: compiled.rateLimit.ipv6Subnet, store, metrics, now }),
+    // The per-replica limits of a store outage live in the gate: the new one carries them on for the rules that did not change.
+    rateLimit: new RateLimitGate({ rules: compiled.rateLimit.rules, onStoreError: compiled.rateLimit.onStoreError, ipv6Subnet: compiled.rateLimit.ipv6Subnet, store, metrics, now }, previous?.gates.rateLimit),
     conflict: new ConflictGate({ conflict: compiled.conflict, store, metrics }),
   };
   return { compiled, sha256, verifier, gates, forwarded: forwardedOptions(compiled), replay: new ReplayCache(store, compiled.server.replayTtlMs, now), versionTtlMs: compiled.conflict.versionTtlMs };
@@ -247,17 +284,27 @@ export async function withIpv4Fallback<T>(listenAt: (host: string) => Promise<T>
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
+interface ListenerOptions {
+  /** server.idleTimeout: a connection that has sent no byte within this is closed. */
+  firstByteMs: number;
+  /** Overrides Node's 16 KiB limit on a request's header bytes. */
+  maxHeaderSize?: number;
+  /** Answers a request Node's parser refused (headers over the limit, malformed HTTP) in place of Node. */
+  onClientError?: (err: NodeJS.ErrnoException, socket: Duplex) => void;
+}
+
 /** A listener that could not start says which one it was (`cannot listen on [::]:9090 (the admin listener, ADMIN_PORT)`). */
-function listen(handler: Handler, port: number, host: string, firstByteMs: number, dualStack: boolean, listener: string): Promise<Server> {
-  return withIpv4Fallback((h) => listenOn(handler, port, h, firstByteMs), host, dualStack).catch((err: unknown) => {
+function listen(handler: Handler, port: number, host: string, opts: ListenerOptions, dualStack: boolean, listener: string): Promise<Server> {
+  return withIpv4Fallback((h) => listenOn(handler, port, h, opts), host, dualStack).catch((err: unknown) => {
     if (err && typeof err === 'object') (err as { listener?: string }).listener = listener;
     throw err;
   });
 }
 
-function listenOn(handler: Handler, port: number, host: string, firstByteMs: number): Promise<Server> {
+function listenOn(handler: Handler, port: number, host: string, { firstByteMs, maxHeaderSize, onClientError }: ListenerOptions): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = createServer({ keepAliveTimeout: KEEP_ALIVE_MS, headersTimeout: HEADERS_TIMEOUT_MS }, handler);
+    const server = createServer({ keepAliveTimeout: KEEP_ALIVE_MS, headersTimeout: HEADERS_TIMEOUT_MS, ...(maxHeaderSize === undefined ? {} : { maxHeaderSize }) }, handler);
+    if (onClientError) server.on('clientError', onClientError);
     server.listen(port, host, () => resolve(server));
     // A connection that sends nothing at all is closed after server.idleTimeout: held open, such
     // connections would starve new ones of file descriptors (Node's own timeouts start at the first byte).
@@ -279,11 +326,15 @@ export async function startServer(deps: Deps, opts: AppOptions): Promise<Running
   const { port, adminPort, metricsPort, host, dualStack, idleTimeoutMs } = deps.compiled.server;
   deps.verifier.start();
   const servers: Server[] = [];
+  // Proxies send /auth every header of the client's request: the main listener reads up to
+  // MAX_HEADER_BYTES of them and answers more with a problem+json 431 (http/client-error.ts).
+  const gateOpts: ListenerOptions = { firstByteMs: idleTimeoutMs, maxHeaderSize: MAX_HEADER_BYTES, onClientError: clientErrorHandler(deps.metrics, deps.log) };
+  const otherOpts: ListenerOptions = { firstByteMs: idleTimeoutMs };
   try {
-    servers.push(await listen(gateListener, port, host, idleTimeoutMs, dualStack, 'the main listener, PORT'));
-    servers.push(await listen(honoHandler(admin), adminPort, host, idleTimeoutMs, dualStack, 'the admin listener, ADMIN_PORT'));
+    servers.push(await listen(gateListener, port, host, gateOpts, dualStack, 'the main listener, PORT'));
+    servers.push(await listen(honoHandler(admin), adminPort, host, otherOpts, dualStack, 'the admin listener, ADMIN_PORT'));
     // /metrics on its own port: a NetworkPolicy can open it to Prometheus without the versions API.
-    if (metricsPort !== undefined) servers.push(await listen(honoHandler(createMetricsApp(deps.metrics)), metricsPort, host, idleTimeoutMs, dualStack, 'the metrics listener, server.metricsPort'));
+    if (metricsPort !== undefined) servers.push(await listen(honoHandler(createMetricsApp(deps.metrics)), metricsPort, host, otherOpts, dualStack, 'the metrics listener, server.metricsPort'));
   } catch (err) {
     for (const s of servers) s.close();
     throw err;

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { forward, ROOT, startGate, type RunningGate } from '../helpers/gate.js';
+import { startOwnRedis, uniquePrefix, type OwnRedis } from '../helpers/redis.js';
 import { AUDIENCE, ISSUER, jwks, makeKey, sign, type TestKey } from '../helpers/tokens.js';
 
 const ADMIN = 'reload-admin-token-0123456789';
@@ -109,6 +110,22 @@ describe('POST /reload and SIGHUP', () => {
       'store.url: changed; this needs a restart (the running config stays)',
       'store.commandTimeout: changed; this needs a restart (the running config stays)',
     ]);
+  });
+
+  test('so is a change to a server setting read only when the listeners start (idleTimeout, watchConfig)', async () => {
+    writeFileSync(join(dir, 'gate.yaml'), yaml(4, 'server: { idleTimeout: 2s, watchConfig: true }'));
+    const res = await reload(g);
+    expect(res.status).toBe(422);
+    expect(((await res.json()) as { problems: string[] }).problems).toEqual([
+      'server.idleTimeout: changed; this needs a restart (the running config stays)',
+      'server.watchConfig: changed; this needs a restart (the running config stays)',
+    ]);
+    // A server setting read per request is taken, and applies at once: trustedProxies.
+    writeFileSync(join(dir, 'gate.yaml'), yaml(4, 'server: { trustedProxies: ["10.0.0.0/8"] }'));
+    expect((await reload(g)).status).toBe(200);
+    expect(((await (await forward(g.url, 'GET', '/a', bearer)).json()) as { code: string }).code).toBe('untrusted_source');
+    writeFileSync(join(dir, 'gate.yaml'), yaml(4));
+    expect((await reload(g)).status).toBe(200);
   });
 
   test('SIGHUP reloads; the process keeps running, and still drains and exits 0 on SIGTERM', async () => {
@@ -218,5 +235,55 @@ auth:
     slow = false;
     const known = `Bearer ${await sign(key, { sub: 'vera', scope: 'a' })}`;
     expect((await forward(g.url, 'GET', '/api/x', { Authorization: known })).status).toBe(403);
+  });
+});
+
+describe('a reload during a Redis outage keeps the in-memory limits (rateLimit.onStoreError: memory)', () => {
+  let redis: OwnRedis;
+  let g: RunningGate;
+  let dir: string;
+  const prefix = uniquePrefix('reload-insurance');
+  const cfg = (limit: number) => `
+store: { url: "${redis.url}", keyPrefix: "${prefix}" }
+auth: { jwksFile: jwks.json, issuer: ${ISSUER}, audience: ${AUDIENCE}, algorithms: [ES256] }
+rateLimit:
+  onStoreError: memory
+  rules:
+    - { name: writes, methods: [PUT], path: "/api/*", limit: ${limit}, window: 60s }
+`;
+  const puts = async (n: number) => {
+    const statuses: number[] = [];
+    for (let i = 0; i < n; i++) statuses.push((await forward(g.url, 'PUT', '/api/orders/1', bearer)).status);
+    return statuses;
+  };
+  beforeAll(async () => {
+    redis = await startOwnRedis();
+    dir = mkdtempSync(join(tmpdir(), 'cg-reload-outage-'));
+    writeFileSync(join(dir, 'jwks.json'), JSON.stringify(jwks(key)));
+    writeFileSync(join(dir, 'gate.yaml'), cfg(3));
+    g = await startGate({ configFile: join(dir, 'gate.yaml'), env: { GATE_ADMIN_TOKEN: ADMIN } });
+    expect(await until(async () => (await fetch(`${g.url}/readyz?strict=1`)).status === 200)).toBe(true);
+  });
+  afterAll(async () => {
+    await g?.stop();
+    await redis?.stop();
+  });
+
+  test('POST /reload and SIGHUP with the file unchanged: a client over its limit stays over; a changed rule starts afresh', async () => {
+    await redis.kill();
+    expect(await until(async () => ((await (await fetch(`${g.url}/readyz`)).json()) as { status: string }).status === 'degraded')).toBe(true);
+    expect(await puts(5)).toEqual([200, 200, 200, 429, 429]);
+    const res = await reload(g);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ result: 'ok', changed: false });
+    expect(await puts(2)).toEqual([429, 429]);
+    const oks = await reloads(g, 'ok');
+    g.proc.kill('SIGHUP');
+    expect(await until(async () => (await reloads(g, 'ok')) === oks + 1)).toBe(true);
+    expect(await puts(2)).toEqual([429, 429]);
+    // A rule whose limit (or name, or window) changed is another rule: its in-memory count starts from zero.
+    writeFileSync(join(dir, 'gate.yaml'), cfg(4));
+    expect(await (await reload(g)).json()).toMatchObject({ result: 'ok', changed: true });
+    expect(await puts(5)).toEqual([200, 200, 200, 200, 429]);
   });
 });

@@ -34,6 +34,28 @@ interface LastSeen {
   resetAt: number;
 }
 
+/**
+ * What this replica remembers of one rule for the store's outages: the insurance limiter's counts
+ * and the last shared count per bucket (a client at 0 stays limited). It lives in memory only, so a
+ * reload hands it on to the new gate, or the limits of a Redis outage would start afresh at every
+ * SIGHUP; only for a rule with the same name, limit (claim overrides included) and window: the
+ * counts of a rule that changed were taken against another budget, so it starts afresh (README,
+ * "Reload without a restart"). The shared counts in the store carry on whatever changed.
+ */
+interface RuleMemory {
+  /** What the rule was when this memory started: `identity(rule)`. */
+  identity: string;
+  /** Where the rule's insurance limiter counts: this replica's memory. */
+  local: MemoryStore;
+  /** By bucket (a map per rule: no `rule + key` string to build and hash per request). */
+  lastSeen: Map<string, LastSeen>;
+}
+
+/** The parts of a rule its in-memory counts depend on: a rule that differs in any starts afresh. */
+function identity(rule: CompiledRateRule): string {
+  return JSON.stringify([rule.name, rule.limit, rule.windowS, rule.overrides]);
+}
+
 /** How many buckets' last shared counts are remembered across rules (oldest forgotten first). */
 const LAST_SEEN_MAX = 50_000;
 
@@ -50,21 +72,31 @@ export interface Taken {
 export class RateLimitGate {
   private readonly limiters = new Map<CompiledRateRule, Map<number, Limiters>>();
   private readonly policies = new Map<string, RulePolicy>();
-  /** Where the insurance limiters live: this replica's memory. */
-  private readonly local = new MemoryStore();
-  /** Per rule, by bucket (a map per rule: no `rule + key` string to build and hash per request). */
-  private readonly lastSeen = new Map<CompiledRateRule, Map<string, LastSeen>>();
+  /** Per rule: its insurance counts and last shared counts (taken over from `previous` when unchanged). */
+  private readonly memory = new Map<CompiledRateRule, RuleMemory>();
   /** LAST_SEEN_MAX shared out between the rules. */
   private readonly lastSeenMax: number;
   private readonly now: () => number;
 
-  constructor(private readonly opts: RateLimitGateOptions) {
+  /**
+   * `previous`: the gate of the config this one replaces (a reload). Each of its rules' in-memory
+   * state that is still the same rule carries on here (see `RuleMemory`); the gate itself is not
+   * kept, so generations do not chain up in memory.
+   */
+  constructor(private readonly opts: RateLimitGateOptions, previous?: RateLimitGate) {
     this.now = opts.now ?? Date.now;
     for (const rule of opts.rules) {
       this.policies.set(rule.name, { name: rule.name, windowS: rule.windowS, onStoreError: opts.onStoreError });
-      this.lastSeen.set(rule, new Map());
+      const id = identity(rule);
+      this.memory.set(rule, previous?.memoryOf(id) ?? { identity: id, local: new MemoryStore(), lastSeen: new Map() });
     }
     this.lastSeenMax = Math.ceil(LAST_SEEN_MAX / Math.max(1, opts.rules.length));
+  }
+
+  /** The in-memory state of the rule `id` describes, if this gate has that very rule (a reload asks). */
+  private memoryOf(id: string): RuleMemory | undefined {
+    for (const m of this.memory.values()) if (m.identity === id) return m;
+    return undefined;
   }
 
   /** The first rule that matches the request, or undefined (then nothing is limited). */
@@ -123,7 +155,7 @@ export class RateLimitGate {
       const spec = { rule: rule.name, points: limit, durationS: rule.windowS };
       l = {
         primary: this.opts.store.limiter(spec),
-        insurance: this.opts.store.kind !== 'memory' && this.opts.onStoreError === 'memory' ? this.local.limiter(spec) : null,
+        insurance: this.opts.store.kind !== 'memory' && this.opts.onStoreError === 'memory' ? this.memory.get(rule)!.local.limiter(spec) : null,
       };
       byLimit.set(limit, l);
     }
@@ -145,7 +177,7 @@ export class RateLimitGate {
   }
 
   private remember(rule: CompiledRateRule, key: string, r: LimitResult): void {
-    const seen = this.lastSeen.get(rule)!;
+    const seen = this.memory.get(rule)!.lastSeen;
     const remaining = r.kind === 'allowed' ? r.remaining : 0;
     const resetAt = this.now() + r.resetMs;
     const known = seen.get(key);
@@ -170,7 +202,7 @@ export class RateLimitGate {
    * at most (N-1) times that remaining budget (README, "Fail modes").
    */
   private async insured(rule: CompiledRateRule, insurance: Limiter, limit: number, key: string, mode: RunMode): Promise<LimitOutcome> {
-    const seen = this.lastSeen.get(rule)?.get(key);
+    const seen = this.memory.get(rule)?.lastSeen.get(key);
     const now = this.now();
     if (seen && now < seen.resetAt) {
       const resetMs = seen.resetAt - now;
