@@ -315,7 +315,13 @@ export class TokenVerifier {
   private started = false;
   private closed = false;
 
-  constructor(private readonly opts: VerifierOptions) {
+  private readonly opts: Omit<VerifierOptions, 'previous'>;
+
+  constructor(options: VerifierOptions) {
+    // `previous` is read here only: kept, each verifier would hold the one before it, token cache and
+    // all, and every reload (a watched ConfigMap) would add one that is never freed.
+    const { previous, ...opts } = options;
+    this.opts = opts;
     if (!Number.isInteger(opts.tokenCacheSize) || opts.tokenCacheSize < 0) throw new TypeError('tokenCacheSize must be a whole number >= 0');
     this.loadedAt = opts.now();
     const src = opts.source;
@@ -327,7 +333,7 @@ export class TokenVerifier {
         onResult: (result, message) => opts.onJwksRefresh?.(result, message),
         onKeysChanged: () => this.forgetTokens(),
       });
-      if (opts.previous?.remote) this.remote.adopt(opts.previous.remote);
+      if (previous?.remote) this.remote.adopt(previous.remote);
       this.getKey = this.remote.getKey;
       this.staticKeys = 0;
     } else if (src.kind === 'local') {

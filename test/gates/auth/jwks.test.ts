@@ -1,4 +1,6 @@
 // The remote JWKS against a real HTTP endpoint that goes down, hangs and rotates: fetch counts, waits, close().
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, test } from 'vitest';
 import { readConfigText } from '../../../src/config/read.js';
 import { MAX_JWKS_WAITERS, TokenVerifier } from '../../../src/gates/auth/verify.js';
@@ -306,5 +308,29 @@ describe('close() and reload: no timer or fetch outlives a verifier', () => {
     const elsewhere = new TokenVerifier({ ...auth, source: { kind: 'remote', url: new URL(server.url + '?other') }, now: Date.now, previous: old });
     expect(elsewhere.ready).toBe(false);
     elsewhere.close();
+  });
+
+  test('a verifier does not keep the one it replaced alive (reload after reload, a watched ConfigMap)', async () => {
+    const k1 = await makeKey('ES256');
+    const server = await jwksServer(k1);
+    const compiled = await readConfigText(`store: { url: memory }\nauth: { jwksUrl: "${server.url}", issuer: ${ISSUER}, audience: ${AUDIENCE}, algorithms: [ES256] }`, {}, { baseDir: '.' });
+    if (!compiled.ok) throw new Error('config');
+    const auth = compiled.compiled.auth;
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    let old: TokenVerifier | undefined = new TokenVerifier({ ...auth, now: Date.now });
+    old.start();
+    await until(() => old!.ready, 'the keys to load');
+    const gone = new WeakRef(old);
+    const next = new TokenVerifier({ ...auth, now: Date.now, previous: old });
+    old.close();
+    old = undefined;
+    for (let i = 0; i < 10 && gone.deref() !== undefined; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      gc();
+    }
+    expect(gone.deref()).toBeUndefined();
+    expect(next.ready).toBe(true);
+    next.close();
   });
 });
