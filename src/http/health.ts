@@ -22,17 +22,17 @@ export interface ReadinessReport {
 export type Readiness = () => ReadinessReport;
 
 /**
- * The config fields whose fail mode is `deny` (fail closed) and that some request meets: while the
- * store is down those gates answer 503, which is not what a client of a ready replica should get. A
- * gate with no enforced rule never answers it: in shadow mode its store errors are reported in
- * X-Gate-Shadow and allowed, and with no rules it never asks the store. A gate added later with its
- * own onStoreError belongs here.
+ * The config fields whose fail mode is `deny` (fail closed): while the store is down those gates
+ * answer 503, which is not what a client of a ready replica should get. Except a gate whose rules
+ * are all in shadow mode: its store errors are reported in X-Gate-Shadow and allowed, so it answers
+ * what its config promises (a gate with no rules counts as the contract words it: its fail mode).
+ * A gate added later with its own onStoreError belongs here.
  */
 export function failClosedModes(c: Pick<Compiled, 'rateLimit' | 'conflict'>): string[] {
-  const enforced = (rules: readonly { mode: string }[]) => rules.some((r) => r.mode === 'enforce');
+  const shadowOnly = (rules: readonly { mode: string }[]) => rules.length > 0 && rules.every((r) => r.mode === 'shadow');
   const out: string[] = [];
-  if (c.rateLimit.onStoreError === 'deny' && enforced(c.rateLimit.rules)) out.push('rateLimit.onStoreError');
-  if (c.conflict.onStoreError === 'deny' && (enforced(c.conflict.resources) || enforced(c.conflict.idempotency))) out.push('conflict.onStoreError');
+  if (c.rateLimit.onStoreError === 'deny' && !shadowOnly(c.rateLimit.rules)) out.push('rateLimit.onStoreError');
+  if (c.conflict.onStoreError === 'deny' && !shadowOnly([...c.conflict.resources, ...c.conflict.idempotency])) out.push('conflict.onStoreError');
   return out;
 }
 

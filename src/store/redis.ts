@@ -113,6 +113,11 @@ export class RedisStore implements VersionStore {
         if (down !== undefined) this.log?.warn({ ...where, reason: down }, 'store: down (the reason says how); the fail modes apply at once until it serves again');
         else this.log?.info(where, 'store: serving again');
       },
+      onWrites: (node, refusal) => {
+        const where = conn.mode === 'cluster' ? { node } : {};
+        if (refusal !== undefined) this.log?.warn({ ...where, reason: `refusing writes (${refusal})` }, 'store: refusing writes; rate-limit increments, claims and publishes meet the fail modes until it accepts them (version reads go on)');
+        else this.log?.info(where, 'store: accepting writes again');
+      },
     });
     this.batcher = new Batcher(conn, opts.commandTimeoutMs, {
       answered: (node, at) => this.health_.answered(node, at),
@@ -360,7 +365,7 @@ export class RedisStore implements VersionStore {
     const refused = this.refused;
     if (refused) return { up: false, reason: refused.reason };
     if (!this.connection.ready()) return { up: false, reason: this.connection.mode === 'cluster' ? 'not connected to the cluster (no slot map yet)' : 'not connected' };
-    const down = this.health_.anyDown();
+    const down = this.health_.anyDown() ?? this.health_.anyRefusing();
     if (down) return { up: false, reason: this.connection.mode === 'cluster' ? `master ${down.node} ${down.why}` : down.why };
     if (this.clusterDownAt !== 0 && Date.now() - this.clusterDownAt < CLUSTER_DOWN_MS) return { up: false, reason: `cluster down (CLUSTERDOWN): ${CLUSTER_MEANING.CLUSTERDOWN}` };
     return { up: true };

@@ -8,11 +8,11 @@ import { parseMetrics, total } from '../helpers/prom.js';
 import { startOwnRedis, type OwnRedis } from '../helpers/redis.js';
 import { AUDIENCE, ISSUER, jwks, makeKey, sign, type TestKey } from '../helpers/tokens.js';
 
-const yaml = (rateLimit: string, conflict: string) => `
+const yaml = (rateLimit: string, conflict: string, claim = true) => `
 store: { keyPrefix: "cgtest:refuse:" }
 auth: { jwksFile: jwks.json, issuer: "${ISSUER}", audience: "${AUDIENCE}", algorithms: [ES256] }
 rateLimit: { ${rateLimit} }
-conflict: { claim: { enabled: true }, ${conflict} }
+conflict: { claim: { enabled: ${claim} }, ${conflict} }
 `;
 const ENFORCED_RL = 'onStoreError: memory, rules: [{ name: all, limit: 1000, window: 60s }]';
 const ENFORCED_CF = 'onStoreError: allow, resources: [{ path: "/api/orders/:id", key: "orders:{id}" }]';
@@ -54,8 +54,8 @@ beforeAll(async () => {
   key = await makeKey('ES256');
 });
 
-async function gateOn(redis: OwnRedis, rateLimit = ENFORCED_RL, conflict = ENFORCED_CF): Promise<RunningGate> {
-  return startGate({ yaml: yaml(rateLimit, conflict), files: { 'jwks.json': JSON.stringify(jwks(key)) }, env: { REDIS_URL: redis.url } });
+async function gateOn(redis: OwnRedis, rateLimit = ENFORCED_RL, conflict = ENFORCED_CF, claim = true): Promise<RunningGate> {
+  return startGate({ yaml: yaml(rateLimit, conflict, claim), files: { 'jwks.json': JSON.stringify(jwks(key)) }, env: { REDIS_URL: redis.url } });
 }
 
 describe('Redis answers but refuses writes', () => {
@@ -65,7 +65,8 @@ describe('Redis answers but refuses writes', () => {
   beforeAll(async () => {
     redis = await startOwnRedis();
     raw = new Redis(redis.url);
-    g = await gateOn(redis);
+    // No claims: a write's check is a version read, which a full Redis still answers.
+    g = await gateOn(redis, ENFORCED_RL, ENFORCED_CF, false);
     await until(g, (x) => x.body.status === 'ready', 'before');
   });
   afterAll(async () => {
@@ -74,34 +75,43 @@ describe('Redis answers but refuses writes', () => {
     await redis?.stop();
   });
 
-  test('out of memory under noeviction: degraded with Redis words, store_up 0, one warn line; ready again once it has room', async () => {
+  test('out of memory under noeviction: degraded with Redis words, store_up 0, one warn line; stale writes still 412; ready again once it has room', async () => {
     await raw.set('cgtest:refuse:ver:{orders:77}', '8');
     await raw.config('SET', 'maxmemory-policy', 'noeviction');
     await raw.config('SET', 'maxmemory', '1');
-    // A write meets the refusal; the probe names it at once rather than at its next round.
-    const write = await forward(g.url, 'PUT', '/api/orders/77', { Authorization: `Bearer ${await sign(key)}`, 'If-Match': '"8"' });
-    expect(write.status).toBe(200); // onStoreError allow / memory: what the config promises for an outage
+    const put = async (etag: string) => (await forward(g.url, 'PUT', '/api/orders/77', { Authorization: `Bearer ${await sign(key)}`, 'If-Match': etag })).status;
+    // A write's rate-limit increment meets the refusal (onStoreError memory decides it); the probe names it at once.
+    expect(await put('"8"')).toBe(200);
     const r = await until(g, (x) => x.body.status === 'degraded', 'out of memory');
     expect(r.code).toBe(200);
     expect(r.body.reason).toContain("refusing writes (OOM command not allowed when used memory > 'maxmemory')");
     expect(await gauge(g, 'conflict_gate_store_up')).toBe(0);
     expect(await gauge(g, 'conflict_gate_degraded')).toBe(1);
+    // Versions are still read: a stale write is refused, again and again (not let through as an outage).
+    for (let i = 0; i < 3; i++) expect(await put('"7"')).toBe(412);
+    expect(await put('"8"')).toBe(200);
     const warns = await logged(g, 'refusing writes (OOM');
     expect(warns.length).toBe(1);
     expect(JSON.parse(warns[0]!)).toMatchObject({ level: 'warn' });
+    // Still refusing through a lost connection: the state ends only with a write check that passes.
+    await raw.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+    await new Promise((r) => setTimeout(r, 600));
+    expect((await readyz(g)).body.reason).toContain('refusing writes (OOM');
     await raw.config('SET', 'maxmemory', '0');
     await until(g, (x) => x.body.status === 'ready', 'room again');
-    await logged(g, 'store: serving again');
+    await logged(g, 'store: accepting writes again');
     expect(await gauge(g, 'conflict_gate_store_up')).toBe(1);
   });
 
   test('a lost connection is logged when it goes and when it comes back', async () => {
+    const count = (text: string) => g.output().split('\n').filter((l) => l.includes(text)).length;
+    const [gone, back] = [count('not connected (the connection closed)'), count('store: serving again')];
     await redis.kill();
     await until(g, (x) => !x.body.checks.store, 'killed');
     await redis.restart();
     await until(g, (x) => x.body.status === 'ready', 'restarted');
-    expect(await logged(g, 'not connected (the connection closed)')).toHaveLength(1);
-    await expect.poll(async () => (await logged(g, 'store: serving again')).length).toBe(2);
+    await expect.poll(() => count('not connected (the connection closed)')).toBe(gone + 1);
+    await expect.poll(() => count('store: serving again')).toBe(back + 1);
   });
 });
 
@@ -146,7 +156,7 @@ describe('store.url at a replica', () => {
   });
 });
 
-describe('a deny fail mode no request meets does not take the replica out', () => {
+describe('a deny fail mode that shadow mode turns into allows does not take the replica out', () => {
   let redis: OwnRedis;
   const gates: Record<string, RunningGate> = {};
   beforeAll(async () => {
@@ -165,13 +175,19 @@ describe('a deny fail mode no request meets does not take the replica out', () =
     await redis?.stop();
   });
 
-  test.each(['shadow', 'no rules'])('%s: degraded (200), and it allows', async (name) => {
+  test.each(['shadow'])('%s: degraded (200), and it allows', async (name) => {
     const g = gates[name]!;
     const r = await until(g, (x) => !x.body.checks.store, 'killed');
     expect(r).toMatchObject({ code: 200, body: { status: 'degraded' } });
     expect(await gauge(g, 'conflict_gate_degraded')).toBe(1);
     const write = await forward(g.url, 'PUT', '/api/orders/1', { Authorization: `Bearer ${await sign(key)}` });
     expect(write.status).toBe(200);
+  });
+
+  test('no rules: not ready, as the contract words it (every onStoreError fail-open, or 503)', async () => {
+    const r = await until(gates['no rules']!, (x) => !x.body.checks.store, 'killed');
+    expect(r.code).toBe(503);
+    expect(r.body.reason).toMatch(/and rateLimit\.onStoreError and conflict\.onStoreError are deny$/);
   });
 
   test('one enforced rule under a shadow gate: not ready, and it denies', async () => {

@@ -26,8 +26,15 @@ interface NodeState {
   answeredAt: number;
   /** Why the node is known down (a probe failed, a command timed out with nothing answered since); undefined while up. */
   down?: string;
-  /** Down because it refuses writes: it still answers, so only a probe whose write check passes brings it up. */
-  refusing?: boolean;
+  /**
+   * Why the node refuses writes (Redis' words), set and cleared only by a write check. It still
+   * serves reads: a full Redis still answers the version reads that keep stale writes out, so only
+   * the writing calls meet the fail modes (each with its own refusal). A replica (READONLY) is down
+   * besides: versions are read from masters only.
+   */
+  refusing?: string;
+  /** A write check is part of the probe in flight. */
+  probingWrites?: boolean;
   /** Redis clock − this process' clock, from the best recent TIME sample. */
   offsetMs: number;
   /** The probe in flight, if any (a second caller waits for it rather than sending another). */
@@ -37,6 +44,8 @@ interface NodeState {
 export interface HealthEvents {
   /** A master turned down (with why) or up again: once per transition, for a log line. */
   onChange?: (node: string, down: string | undefined) => void;
+  /** A master started refusing writes (with Redis' words) or accepts them again: once per transition. */
+  onWrites?: (node: string, refusal: string | undefined) => void;
 }
 
 /**
@@ -68,15 +77,24 @@ export class Health {
     return s;
   }
 
-  /** Something from `node` arrived: it answers (and, from a probe, it writes). */
-  answered(node: string, at = Date.now(), probed = false): void {
+  /** Something from `node` arrived: it answers (a replica that refuses writes stays down until a write check passes). */
+  answered(node: string, at = Date.now()): void {
     const s = this.state(node);
     s.answeredAt = at;
-    if (s.down !== undefined && (probed || !s.refusing)) {
+    if (s.down !== undefined && !s.refusing?.startsWith('READONLY')) {
       s.down = undefined;
-      s.refusing = false;
       this.events.onChange?.(node, undefined);
     }
+  }
+
+  /** What a write check found: Redis' refusal, or undefined (it writes). */
+  private writes(node: string, refusal: string | undefined): void {
+    const s = this.state(node);
+    // A replica's READONLY is told as the node down (markDown below), not as a refusal of writes.
+    const told = (r: string | undefined) => r !== undefined && !r.startsWith('READONLY');
+    if (told(s.refusing) !== told(refusal)) this.events.onWrites?.(node, told(refusal) ? refusal : undefined);
+    s.refusing = refusal;
+    if (refusal?.startsWith('READONLY')) this.markDown(node, `refusing writes (${refusal}): a replica, and versions are read from masters only`);
   }
 
   /** A command to `node` got no answer within its deadline (sent at `sentAt`). */
@@ -92,11 +110,10 @@ export class Health {
     if (!this.closed) this.markDown(node, why);
   }
 
-  private markDown(node: string, why: string, refusing = false): void {
+  private markDown(node: string, why: string): void {
     const s = this.state(node);
     const was = s.down;
     s.down = why;
-    s.refusing = refusing;
     if (was === undefined) this.events.onChange?.(node, why);
     this.schedule(PROBE_DOWN_EVERY_MS);
   }
@@ -120,6 +137,15 @@ export class Health {
     return undefined;
   }
 
+  /** The first master that refuses writes and Redis' words, or undefined. */
+  anyRefusing(): { node: string; why: string } | undefined {
+    for (const { node } of this.conn.masters()) {
+      const why = this.nodes.get(node)?.refusing;
+      if (why !== undefined) return { node, why: `refusing writes (${why})` };
+    }
+    return undefined;
+  }
+
   /** Redis' clock minus ours for `node` (0 until a TIME sample arrives). */
   offsetMs(node: string): number {
     return this.nodes.get(node)?.offsetMs ?? 0;
@@ -135,13 +161,14 @@ export class Health {
 
   /**
    * One TIME on `node`'s connection (and ROLE in Sentinel mode), bounded by the probe timeout. With
-   * `checkWrites`, and always while the node refuses writes, a write check beside it (pipelined): a
-   * node that answers but refuses writes is down, with Redis' words. The write check runs at each
-   * connect and when a call met a refusal, not every second: the hot path's own writes find it.
+   * `checkWrites`, and always while the node refuses writes, a write check beside it (pipelined;
+   * see NodeState#refusing). It runs at each connect and when a call met a refusal, not every
+   * second: the hot path's own writes find a refusal, and each then asks for one.
    */
   probe(node: string, checkWrites = false): Promise<boolean> {
     const s = this.state(node);
-    if (s.probing) return s.probing;
+    // A write check asked for while a plain probe is in flight runs after it, not never.
+    if (s.probing) return checkWrites && !s.probingWrites ? s.probing.then(() => this.probe(node, true)) : s.probing;
     if (this.closed) return Promise.resolve(false);
     const target = this.conn.masters().find((m) => m.node === node)?.client;
     if (!this.conn.ready()) return Promise.resolve(false);
@@ -153,7 +180,9 @@ export class Health {
       return Promise.resolve(false);
     }
     const sent = Date.now();
-    const checks = Promise.all([target.time(), checkWrites || s.refusing ? refusesWrites(target) : undefined, this.conn.stillMaster ? this.conn.stillMaster() : true]);
+    const checkingWrites = checkWrites || s.refusing !== undefined;
+    const checks = Promise.all([target.time(), checkingWrites ? refusesWrites(target) : null, this.conn.stillMaster ? this.conn.stillMaster() : true]);
+    s.probingWrites = checkingWrites;
     s.probing = within(checks, this.probeTimeoutMs, PROBE_TIMEOUT).then(
       ([t, refusal, master]) => {
         const received = Date.now();
@@ -161,11 +190,11 @@ export class Health {
           this.markDown(node, 'the node connected to is no longer the master (a failover demoted it): reconnecting');
           return false;
         }
-        if (refusal !== undefined) {
-          this.markDown(node, `refusing writes (${refusal})`, true);
-          return false;
+        if (refusal !== null) {
+          this.writes(node, refusal);
+          if (refusal?.startsWith('READONLY')) return false;
         }
-        this.answered(node, received, true);
+        this.answered(node, received);
         // TIME: [seconds, microseconds] (ioredis passes them as strings or numbers).
         const [sec, usec] = (t as unknown[]).map(Number) as [number, number];
         if (received - sent <= CLOCK_SAMPLE_MAX_RTT_MS) s.offsetMs = sec * 1000 + Math.floor(usec / 1000) - (sent + received) / 2;
@@ -177,6 +206,7 @@ export class Health {
       },
     ).finally(() => {
       s.probing = undefined;
+      s.probingWrites = false;
     });
     return s.probing;
   }
