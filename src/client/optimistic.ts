@@ -51,9 +51,10 @@ export interface OptimisticOptions<T = unknown> {
   /** The caller's change: the new representation, from the current one. Called again after each re-read. */
   apply: (current: T, info: { version: string | null; attempt: number }) => unknown;
   /**
-   * Node's, a browser's, or any compatible fetch (default: globalThis.fetch). A network failure must
-   * reject with a TypeError, as the Fetch standard has it (or a TimeoutError, a per-request timeout):
-   * those are retried; any other rejection is `caller_error`, not retried.
+   * Node's, a browser's, or any compatible fetch (default: globalThis.fetch; node-fetch and cross-fetch
+   * too). Whatever it rejects with, but an abort, is a lost answer and retried: what the caller's own
+   * inputs would make it refuse (header values, and with the default fetch the URL and method) is
+   * checked before it is called, as `caller_error`.
    */
   fetch?: (input: string | URL, init: RequestInit) => Promise<Response>;
   /** Default PUT. */
@@ -100,9 +101,9 @@ export interface OptimisticOptions<T = unknown> {
  * - `read_failed`: the read got a final non-2xx answer, or its body could not be read (`read` or `version`
  *   threw, the default read's body is not JSON: the error is the `cause`);
  * - `caller_error`: the request could not be made from the caller's inputs: `headers` or `encode` threw, a
- *   header value fetch refuses (CR, LF, NUL) or, with the default fetch, a URL or method it refuses, or
- *   `fetch` rejected with something other than a network error. Another attempt would fail the same way,
- *   so none is made; the original error is the `cause`.
+ *   header value fetch refuses (CR, LF, NUL) or, with the default fetch, a URL or method it refuses (all
+ *   checked before fetch is called). Another attempt would fail the same way, so none is made; the
+ *   original error is the `cause`.
  */
 export type OptimisticErrorCode = 'attempts_exhausted' | 'read_failed' | 'refused' | 'caller_error';
 
@@ -200,10 +201,10 @@ export async function optimisticWrite<T = unknown>(opts: OptimisticOptions<T>): 
       // An abort is the caller's decision, not a network error to retry.
       signal?.throwIfAborted();
       if (err instanceof Error && err.name === 'AbortError') throw err;
-      // Fetch rejects a network failure (refused, reset, DNS) with a TypeError (Node: "fetch failed", the
-      // socket error as cause); a TimeoutError is a custom fetch's own per-request timeout. Either way the
-      // answer was lost, so the request goes again. Anything else is a fault here that a resend would repeat.
-      if (!(err instanceof TypeError || (err instanceof Error && err.name === 'TimeoutError'))) return callerError('fetch threw', err);
+      // A network failure (refused, reset, DNS): a TypeError from the standard fetch ("fetch failed", the
+      // socket error as cause), a FetchError from node-fetch, a TimeoutError from a per-request timeout.
+      // Whatever the class, the answer was lost, so the request goes again; the caller's own inputs were
+      // checked above, where a refusal is final.
       stats.networkErrors++;
       return null;
     }
