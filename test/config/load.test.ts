@@ -41,7 +41,8 @@ const CASES: [fixture: string, lines: string[], env?: Record<string, string>][] 
   ['forward-claim-reserved', ['auth.forwardClaims.X-Auth-Subject: this header is set by the gate itself']],
   [
     'forward-claim-protocol',
-    ['Transfer-Encoding', 'content-length', 'Host', 'Authorization', 'X-Forwarded-For'].map((h) => `auth.forwardClaims.${h}: an HTTP protocol header (framing, connection, routing or credentials) cannot carry a claim`),
+    // X-Forwarded-User and -Email (oauth2-proxy's identity headers) are claims: accepted.
+    ['Transfer-Encoding', 'content-length', 'Content-Language', 'Host', 'Authorization', 'X-Forwarded-For', 'X-Original-URI'].map((h) => `auth.forwardClaims.${h}: an HTTP protocol header (framing, connection, routing or credentials) cannot carry a claim`),
   ],
   ['missing-auth', ['auth: required']],
   ['bad-jwks-url', ['auth.jwksUrl: expected an http(s) URL']],

@@ -26,14 +26,16 @@ const GATE_HEADERS: ReadonlySet<string> = new Set([
 
 /**
  * Headers that frame the message, manage the connection, route it or carry credentials: a claim in
- * one of them would break the allow (Transfer-Encoding, Content-Length), be dropped or acted on by
- * the proxy (hop-by-hop), or, copied onto the request, replace what the upstream routes and trusts
- * by (Host, Authorization, Cookie, X-Forwarded-*).
+ * one of them would break the allow (Transfer-Encoding, Content-*), be dropped or acted on by the
+ * proxy (hop-by-hop), or, copied onto the request, replace what the gate and the upstream route and
+ * trust by (Host, Authorization, Cookie, the forwarded request fields). Identity headers in the
+ * X-Forwarded- namespace (oauth2-proxy's X-Forwarded-User, -Email, -Groups) are claims, and allowed.
  */
 const PROTOCOL_HEADERS: ReadonlySet<string> = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
-  'content-length', 'content-type', 'content-encoding', 'host', 'authorization', 'proxy-authorization',
-  'proxy-authenticate', 'www-authenticate', 'cookie', 'set-cookie', 'forwarded', 'x-real-ip', 'date',
+  'host', 'authorization', 'proxy-authorization', 'proxy-authenticate', 'www-authenticate', 'cookie', 'set-cookie', 'date',
+  'forwarded', 'x-real-ip', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-prefix',
+  'x-forwarded-uri', 'x-forwarded-method', 'x-forwarded-server', 'x-forwarded-ssl', 'x-original-uri', 'x-original-method', 'x-original-url',
 ]);
 
 /**
@@ -91,7 +93,7 @@ export const authSchema = z.strictObject({
   for (const header of Object.keys(a.forwardClaims)) {
     const lower = header.toLowerCase();
     if (GATE_HEADERS.has(lower)) ctx.addIssue({ code: 'custom', path: ['forwardClaims', header], message: 'this header is set by the gate itself' });
-    else if (PROTOCOL_HEADERS.has(lower) || lower.startsWith('x-forwarded-')) {
+    else if (PROTOCOL_HEADERS.has(lower) || lower.startsWith('content-')) {
       ctx.addIssue({ code: 'custom', path: ['forwardClaims', header], message: 'an HTTP protocol header (framing, connection, routing or credentials) cannot carry a claim' });
     } else if (seen.has(lower)) ctx.addIssue({ code: 'custom', path: ['forwardClaims', header], message: 'duplicate header name' });
     seen.add(lower);
