@@ -113,12 +113,18 @@ interface Typed {
   text: string;
 }
 
-/** Puts back the text of each typed value the schema refused; true when any was. */
-function untype(root: unknown, typed: readonly Typed[], refused: readonly { path: PropertyKey[] }[]): boolean {
-  const at = new Set(refused.map((i) => renderPath(i.path)));
+/**
+ * Puts back the text of each typed value the schema refused for its type (a string expected, or a
+ * union: `audience: ["${A}", "api"]` is refused as a whole), at or under the refused path; true when
+ * any was. A number refused for its range (`limit: ${L}` with L=0) stays a number: its message is
+ * the range, not "got string".
+ */
+function untype(root: unknown, typed: readonly Typed[], refused: readonly { code: string; path: PropertyKey[]; expected?: unknown }[]): boolean {
+  const at = refused.filter((i) => i.code === 'invalid_union' || (i.code === 'invalid_type' && i.expected === 'string')).map((i) => renderPath(i.path));
+  const under = (path: string) => at.some((p) => path === p || path.startsWith(`${p}.`) || path.startsWith(`${p}[`));
   let any = false;
   for (const t of typed) {
-    if (!at.has(renderPath(t.path))) continue;
+    if (!under(renderPath(t.path))) continue;
     const parent = t.path.slice(0, -1).reduce<unknown>((node, k) => (node as Record<PropertyKey, unknown>)[k], root) as Record<PropertyKey, unknown>;
     parent[t.path[t.path.length - 1]!] = t.text;
     any = true;

@@ -218,6 +218,14 @@ describe('loading', () => {
     expect(bad.stderr).toContain('rateLimit.rules[0].limit: expected a number, got string');
   });
 
+  test('in a list a union takes (audience, issuer) too; a number out of range keeps its range message', () => {
+    const r = loadConfigText('auth: { secret: "' + 'k'.repeat(32) + '", audience: ["${A}", "api"], issuer: ["${I}"] }', { A: '123', I: '2024' });
+    expect(r.ok ? [] : r.issues).toEqual([]);
+    if (r.ok) expect(r.config.auth).toMatchObject({ audience: ['123', 'api'], issuer: ['2024'] });
+    const zero = loadConfigText('auth: { secret: "' + 'k'.repeat(32) + '" }\nrateLimit: { rules: [{ name: r, limit: "${L}", window: 60s }] }', { L: '0' });
+    expect(zero.ok ? [] : zero.issues.map((i) => `${i.path}: ${i.message}`)).toEqual(['rateLimit.rules[0].limit: expected a number >= 1']);
+  });
+
   test('${VAR:-default} and ${VAR-default} as in compose; $$ is a literal "$"', () => {
     const yaml = 'auth: { secret: "${S:-' + 'd'.repeat(32) + '}", issuer: "${ISS-https://fallback}", audience: "a$$b" }';
     const unset = loadConfigText(yaml, {});
