@@ -1,5 +1,5 @@
 // /auth, framework-free: headers in, an answer (status, headers, body) out. The listener and the Hono route both call it.
-import { deny, type Deny } from '../core/decision.js';
+import { deny, STORE_RETRY_AFTER_S, type Deny } from '../core/decision.js';
 import { readForwarded, type ForwardedOptions, type HeaderSource } from '../core/forwarded.js';
 import { R } from '../core/http.js';
 import { renderProblem, type ProblemResponse } from '../core/problem.js';
@@ -32,6 +32,11 @@ export interface AuthEndpointDeps {
 }
 
 const EMPTY: readonly never[] = Object.freeze([]) as readonly never[];
+
+const LOST_FIRST_CALL = deny('forward', 'store_unavailable', "The first call's answer was not kept (it timed out, or the store lost it), so this replay cannot give it; the request did not reach the API. Retry it.", {
+  headers: { 'Retry-After': String(STORE_RETRY_AFTER_S) },
+  members: { retryAfter: STORE_RETRY_AFTER_S },
+});
 
 /** Builds the /auth handler: facts → runPipeline → answer, with one record() per decision. */
 export function createAuthEndpoint(deps: AuthEndpointDeps): (call: AuthCall) => Promise<Answer> {
@@ -87,6 +92,10 @@ export function createAuthEndpoint(deps: AuthEndpointDeps): (call: AuthCall) => 
     event.steps = steps;
     event.shadowed = shadowed;
     if (decision.kind === 'deny') return denied(replay, decision, event, plan, started);
+    // nginx replays only a first call that did not answer 2xx, and answers the client with the
+    // replay's answer without proxying: an allow here would be a 200 for a request the API never saw
+    // (the first call timed out, or its kept denial was lost). Say so and have the client retry.
+    if (plan.kind === 'replay') return denied(replay, LOST_FIRST_CALL, event, plan, started);
     event.seconds = (performance.now() - started) / 1000;
     recorder.record(event);
     return { status: 200, headers: decision.headers, body: '' };

@@ -137,15 +137,19 @@ describe('outside the protocol', () => {
     expect((await app.auth('GET', '/caddy', { ...h, 'X-Request-Id': 'caddy-uuid-0009' })).status).toBe(429);
   });
 
-  test('the replay marker grants nothing: without a kept denial the request is evaluated and counted', async () => {
+  test('the replay marker grants nothing: without a kept denial the request is evaluated and counted; an allow is never a 2xx (nginx would answer the client with it, the API unasked)', async () => {
     const h = { Authorization: `Bearer ${await sign(key, { sub: 'sneaky' })}` };
     const m0 = await scrape(app);
     const statuses = [];
     for (let i = 0; i < 4; i++) statuses.push((await app.auth('GET', '/a', { ...h, ...replay(`req-cccc-000${i}`, '429') })).status);
-    expect(statuses).toEqual([200, 200, 429, 429]);
+    expect(statuses).toEqual([503, 503, 429, 429]);
     const m1 = await scrape(app);
     expect(total(m1, 'conflict_gate_decisions_total') - total(m0, 'conflict_gate_decisions_total')).toBe(4);
     expect(total(m1, 'conflict_gate_replays_total', { result: 'evaluated' }) - total(m0, 'conflict_gate_replays_total', { result: 'evaluated' })).toBe(4);
+    const lost = await app.auth('GET', '/lost-first', { Authorization: `Bearer ${await sign(key, { sub: 'lost-first' })}`, ...replay('req-cccc-0100') });
+    expect(lost.status).toBe(503);
+    expect(lost.headers.get('retry-after')).toBe('1');
+    expect(await lost.json()).toMatchObject({ status: 503, code: 'store_unavailable', retryAfter: 1 });
   });
 
   test('a request id that is not 8-128 of [A-Za-z0-9._:-] is not part of the protocol', async () => {
