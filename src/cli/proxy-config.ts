@@ -269,6 +269,9 @@ ${puts.join('\n')}
         proxy_set_header X-Auth-Replay      "first";        # the first call of the replay protocol
         proxy_connect_timeout 2s;
         proxy_read_timeout    5s;
+        # The allow's headers (X-Auth-Scopes of a token with many scopes) can pass the 4k default: 502.
+        proxy_buffer_size     32k;
+        proxy_buffers         8 32k;
     }
 
     # The replay: the same request again (GET, no body), answered verbatim.
@@ -289,6 +292,8 @@ ${puts.join('\n')}
         add_header WWW-Authenticate $cg_deny_www_authenticate always;
         proxy_connect_timeout 2s;
         proxy_read_timeout    5s;
+        proxy_buffer_size     32k;
+        proxy_buffers         8 32k;
     }
 }
 `;

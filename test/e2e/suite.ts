@@ -159,6 +159,14 @@ export function proxySuite(kind: ProxyKind, extra?: (env: E2E, t: Helpers) => vo
       h.expectEmptyOrAbsent(readCall, ['x-resource-key', 'x-resource-version']);
     });
 
+    test('a token with 500 scopes (a 5.5 KB X-Auth-Scopes on the allow) reaches the API', async () => {
+      const scopes = Array.from({ length: 500 }, (_, i) => `scope:${String(i).padStart(4, '0')}`).join(' ');
+      const token = await h.token(uid('many-scopes'), { scope: scopes, tenant: 'acme' });
+      const r = await send(env.proxy.url, 'GET', '/api/orders/42', { Authorization: `Bearer ${token}` });
+      expect(r.status, r.body).toBe(200);
+      expect(env.upstream.calls.at(-1)!.headers['x-auth-scopes']).toEqual([scopes]);
+    });
+
     test('a public route: the client\'s identity headers never reach the API, and a token there is ignored', async () => {
       const token = await h.token(uid('tokenholder'), { scope: 'orders:write', tenant: 'acme' });
       const before = env.upstream.calls.length;
