@@ -107,6 +107,7 @@ function traefikCrd(input: ProxyConfigInput): string {
 function caddyfile(input: ProxyConfigInput): string {
   const gate = input.gate ?? `127.0.0.1:${input.port}`;
   const copied = upstreamHeaders(input.forwardClaims);
+  const underscored = copied.filter((h) => h.includes('-')).map((h) => h.replace(/-/g, '_'));
   return `# conflict-gate in front of an API with Caddy's forward_auth (written for and tested with 2.6.2).
 # ${GENERATED('caddy')}
 #
@@ -130,6 +131,10 @@ function caddyfile(input: ProxyConfigInput): string {
 :{$CG_PORT:8000} {
 	# route: run forward_auth before reverse_proxy, in the order written.
 	route {
+		# A client's underscore spelling of each copied header (X_Auth_Subject): PHP, CGI and WSGI
+		# backends read it as the dash one, which copy_headers alone manages.
+${underscored.map((h) => `\t\trequest_header -${h}`).join('\n')}
+
 		forward_auth {$CG_GATE:${gate}} {
 			# The trailing "?" replaces the client's query; without it the query is appended to /auth.
 			uri /auth?
