@@ -317,7 +317,8 @@ export async function proxyConfigCommand(a: ProxyConfigArgs, env: Env): Promise<
   const proxy = a.for as Proxy;
   if (a.gate !== undefined) {
     const url = proxy === 'traefik' || proxy === 'traefik-crd';
-    const ok = url ? /^https?:\/\/[^\s/]+\/\S*$/.test(a.gate) : /^[A-Za-z0-9.[\]:-]+:\d{1,5}$/.test(a.gate);
+    // No quote, backslash or # in the URL: it is written into YAML and Caddyfile text as it is.
+    const ok = url ? /^https?:\/\/[^\s/"'\\#]+\/[^\s"'\\#]*$/.test(a.gate) : /^[A-Za-z0-9.[\]:-]+:\d{1,5}$/.test(a.gate);
     if (!ok) return usageError(`--gate for ${proxy} is ${url ? 'the URL of the gate\'s /auth, like http://conflict-gate:8080/auth' : 'host:port, like 127.0.0.1:8080'}`);
   }
   const result = await readConfig(a.config, env);

@@ -39,6 +39,7 @@ const CASES: [fixture: string, lines: string[], env?: Record<string, string>][] 
   ['missing-jwks-file', [`auth.jwksFile: ${FIX}/missing.json: file not found`]],
   ['bad-public-key', [`auth.publicKeyFile: ${FIX}/not-a-key.pem: not a PEM public key (SPKI or X.509) usable with RS256, ES256, EdDSA`]],
   ['forward-claim-reserved', ['auth.forwardClaims.X-Auth-Subject: this header is set by the gate itself']],
+  ['forward-claim-name', ['#Org', 'X.Team'].map((h) => `auth.forwardClaims.${h}: expected letters, digits, "-" and "_" (the proxies' configs name it as it is)`)],
   [
     'forward-claim-protocol',
     // X-Forwarded-User and -Email (oauth2-proxy's identity headers) are claims: accepted.

@@ -95,6 +95,17 @@ describe('options and mistakes', () => {
     expect(r.stderr).toContain('X_Auth_Plan');
     expect((await runCli(['proxy-config', '--for', 'caddy', '--config', file])).code).toBe(0);
   });
+
+  test('--gate with a quote, a backslash or a # (written into YAML and Caddyfile text as it is): refused', async () => {
+    const file = join(dir, 'plain.yaml');
+    writeFileSync(file, 'store: { url: memory }\nauth: { secret: "0123456789abcdef0123456789abcdef" }\n');
+    for (const gate of ['http://gate:8080/auth"x', "http://gate:8080/auth'x", 'http://gate:8080/auth#x', 'http://gate:8080/a\\b']) {
+      const r = await runCli(['proxy-config', '--for', 'traefik', '--config', file, '--gate', gate]);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+    }
+    expect((await runCli(['proxy-config', '--for', 'traefik', '--config', file, '--gate', 'http://gate:8080/auth'])).code).toBe(0);
+  });
 });
 
 describe('check and the shipped proxy files', () => {

@@ -92,7 +92,10 @@ export const authSchema = z.strictObject({
   const seen = new Set<string>();
   for (const header of Object.keys(a.forwardClaims)) {
     const lower = header.toLowerCase();
-    if (GATE_HEADERS.has(lower)) ctx.addIssue({ code: 'custom', path: ['forwardClaims', header], message: 'this header is set by the gate itself' });
+    // Written into proxy configs as it is (a Caddyfile's `#` starts a comment, YAML reads `#Org` as
+    // null): letters, digits, `-` and `_` (nginx refuses `_` in its own config: proxy-config says so).
+    if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(header)) ctx.addIssue({ code: 'custom', path: ['forwardClaims', header], message: 'expected letters, digits, "-" and "_" (the proxies\' configs name it as it is)' });
+    else if (GATE_HEADERS.has(lower)) ctx.addIssue({ code: 'custom', path: ['forwardClaims', header], message: 'this header is set by the gate itself' });
     else if (PROTOCOL_HEADERS.has(lower) || lower.startsWith('content-')) {
       ctx.addIssue({ code: 'custom', path: ['forwardClaims', header], message: 'an HTTP protocol header (framing, connection, routing or credentials) cannot carry a claim' });
     } else if (seen.has(lower)) ctx.addIssue({ code: 'custom', path: ['forwardClaims', header], message: 'duplicate header name' });
