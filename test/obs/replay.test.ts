@@ -209,7 +209,9 @@ auth: { secret: "replay-records-secret-0123456789abcdef", publicRoutes: ["/publi
     const id = `rec-${Math.random().toString(36).slice(2, 10)}`;
     await raw.set(keyLayout(prefix).replay(id), JSON.stringify(record), 'EX', 60);
     const res = await forward(g.url, 'GET', '/public/x', { 'X-Request-Id': id, 'X-Auth-Replay': '429' }, { signal: AbortSignal.timeout(3000) });
-    expect(res.status).toBe(200);
+    // Evaluated: an allow, which a replay answers as 503 (nginx would give a 2xx to the client unproxied).
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ code: 'store_unavailable' });
   });
 
   test('a well-formed kept denial is still served', async () => {
