@@ -1,12 +1,12 @@
 // /auth, framework-free: headers in, an answer (status, headers, body) out. The listener and the Hono route both call it.
-import { deny, STORE_RETRY_AFTER_S, type Deny } from '../core/decision.js';
+import { deny, type Deny } from '../core/decision.js';
 import { readForwarded, type ForwardedOptions, type HeaderSource } from '../core/forwarded.js';
 import { R } from '../core/http.js';
 import { renderProblem, type ProblemResponse } from '../core/problem.js';
 import type { BodyStream } from '../gates/idempotency/body.js';
 import type { DecisionEvent, DecisionRecorder } from '../obs/recorder.js';
 import { runPipeline, type Gates } from '../pipeline.js';
-import { firstCallAnswer, keepForReplay, replayPlan, servedReplay, type ReplayCache, type ReplayPlan } from './replay.js';
+import { firstCallAnswer, keepForReplay, LOST_FIRST_CALL, replayPlan, servedReplay, type ReplayCache, type ReplayPlan } from './replay.js';
 
 /** What a request runs on: the generation current when it started (a reload swaps it for later ones). */
 export interface RequestRuntime {
@@ -32,11 +32,6 @@ export interface AuthEndpointDeps {
 }
 
 const EMPTY: readonly never[] = Object.freeze([]) as readonly never[];
-
-const LOST_FIRST_CALL = deny('forward', 'store_unavailable', "The first call's answer was not kept (it timed out, or the store lost it), so this replay cannot give it; the request did not reach the API. Retry it.", {
-  headers: { 'Retry-After': String(STORE_RETRY_AFTER_S) },
-  members: { retryAfter: STORE_RETRY_AFTER_S },
-});
 
 /** Builds the /auth handler: facts → runPipeline → answer, with one record() per decision. */
 export function createAuthEndpoint(deps: AuthEndpointDeps): (call: AuthCall) => Promise<Answer> {

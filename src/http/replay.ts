@@ -1,6 +1,7 @@
 // The nginx replay protocol: a marked first call's denial, kept for the proxy's second call, which gets the same answer at no cost.
 import { createHash } from 'node:crypto';
 import { makeRoom } from '../core/bounded.js';
+import { deny, STORE_RETRY_AFTER_S } from '../core/decision.js';
 import { R } from '../core/http.js';
 import { isFieldValue } from '../core/percent.js';
 import type { HeaderSource } from '../core/forwarded.js';
@@ -136,6 +137,16 @@ export function servedReplay(cache: ReplayCache, plan: ReplayPlan): Promise<Prob
 }
 
 /** Keeps a first call's denial for its replay; resolves once kept where a replica can read it. */
+/**
+ * A replay evaluated to an allow: nginx answers the client with the replay and does not proxy it, so
+ * a 2xx would be a success for a request the API never saw (the first call timed out, or its kept
+ * denial was lost). Answered as this instead, for the client to retry.
+ */
+export const LOST_FIRST_CALL = deny('forward', 'store_unavailable', "The first call's answer was not kept (it timed out, or the store lost it), so this replay cannot give it; the request did not reach the API. Retry it.", {
+  headers: { 'Retry-After': String(STORE_RETRY_AFTER_S) },
+  members: { retryAfter: STORE_RETRY_AFTER_S },
+});
+
 export function keepForReplay(cache: ReplayCache, plan: ReplayPlan, gate: string, res: ProblemResponse): Promise<void> | undefined {
   if (plan.kind !== 'first') return undefined;
   return cache.remember(plan.id, plan.fingerprint, res, SHARED_GATES.has(gate));

@@ -176,6 +176,12 @@ describe('admin POST /explain', () => {
     expect(trace.answer).toMatchObject({ status: 403, code: 'precondition_failed', replayStatus: 412, body: liveBody });
     const cli = await runCli(['explain', '--config', config, '--method', 'PUT', '--uri', '/api/orders/42', ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`])], {}, dir);
     expect(cli.stdout).toMatch(/^answer: 403 precondition_failed {2}\(nginx's first call: the replay answers 412\)$/m);
+    // A replay of an allow: 503, as /auth answers it (nginx would hand a 2xx to the client unproxied).
+    const replayed = { Authorization: writer, 'X-Auth-Replay': '412', 'X-Request-Id': 'explain-replay-1' };
+    const liveReplay = await forward(g.url, 'GET', '/api/orders/42', replayed);
+    expect(liveReplay.status).toBe(503);
+    const explained = (await (await post({ method: 'GET', uri: '/api/orders/42', headers: { ...replayed, 'X-Request-Id': 'explain-replay-2' } })).json()) as { answer: { status: number; code: string } };
+    expect(explained.answer).toMatchObject({ status: 503, code: 'store_unavailable' });
     // Without the marker nothing changes.
     const plain = (await (await post({ method: 'PUT', uri: '/api/orders/42', headers: { Authorization: writer, 'If-Match': '"6"' } })).json()) as { answer: Record<string, unknown> };
     expect(plain.answer.status).toBe(412);
