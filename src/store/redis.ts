@@ -194,8 +194,8 @@ export class RedisStore implements VersionStore {
     const e = classify(err, { script, connected: this.connection.mode !== 'cluster' && this.connection.ready() });
     const reply = replyCode(err);
     if (e.code === 'cluster') this.clusterReply(reply ?? 'MOVED');
-    // A node that refuses writes still answers the TIME probe: the probe's write check finds which
-    // and marks it down now, so the fail modes apply without a call each and /readyz says why.
+    // A node that refuses writes still answers the TIME probe: a probe with the write check, now,
+    // finds which and reports it (/readyz, store_up, a log line); a replica is marked down.
     else if (reply !== undefined && WRITE_REFUSALS.has(reply)) void this.health_.probeAll(true);
     return e;
   }

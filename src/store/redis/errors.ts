@@ -26,7 +26,8 @@ const UNAVAILABLE_REPLIES: ReadonlySet<string> = new Set(['LOADING', 'READONLY',
 /**
  * Replies of a node that answers but refuses writes (READONLY: a replica; OOM: full under
  * `noeviction`; MISCONF: its last save failed; NOREPLICAS: min-replicas-to-write unmet). The health
- * probe reads these as down, with the reply as the reason; a call that meets one asks for a probe.
+ * probe's write check reports them with the reply as the reason (a replica as down, the others as
+ * refusing writes while reads go on); a call that meets one asks for such a probe.
  */
 export const WRITE_REFUSALS: ReadonlySet<string> = new Set(['READONLY', 'OOM', 'MISCONF', 'NOREPLICAS', 'LOADING', 'MASTERDOWN']);
 

@@ -18,6 +18,9 @@ const PROBE_TIMEOUT = new Error('probe timed out');
  */
 const WRITE_CHECK = '#!lua\nreturn 1';
 
+/** A refusal of writes that makes the node down, not only its writes: a replica's (versions come from masters only). */
+const isReplica = (refusal: string | undefined): boolean => refusal?.startsWith('READONLY') === true;
+
 /** A clock sample whose round trip took longer than this is too imprecise to keep. */
 const CLOCK_SAMPLE_MAX_RTT_MS = 50;
 
@@ -81,7 +84,7 @@ export class Health {
   answered(node: string, at = Date.now()): void {
     const s = this.state(node);
     s.answeredAt = at;
-    if (s.down !== undefined && !s.refusing?.startsWith('READONLY')) {
+    if (s.down !== undefined && !isReplica(s.refusing)) {
       s.down = undefined;
       this.events.onChange?.(node, undefined);
     }
@@ -91,10 +94,10 @@ export class Health {
   private writes(node: string, refusal: string | undefined): void {
     const s = this.state(node);
     // A replica's READONLY is told as the node down (markDown below), not as a refusal of writes.
-    const told = (r: string | undefined) => r !== undefined && !r.startsWith('READONLY');
+    const told = (r: string | undefined) => r !== undefined && !isReplica(r);
     if (told(s.refusing) !== told(refusal)) this.events.onWrites?.(node, told(refusal) ? refusal : undefined);
     s.refusing = refusal;
-    if (refusal?.startsWith('READONLY')) this.markDown(node, `refusing writes (${refusal}): a replica, and versions are read from masters only`);
+    if (isReplica(refusal)) this.markDown(node, `refusing writes (${refusal}): a replica, and versions are read from masters only`);
   }
 
   /** A command to `node` got no answer within its deadline (sent at `sentAt`). */
@@ -192,7 +195,7 @@ export class Health {
         }
         if (refusal !== null) {
           this.writes(node, refusal);
-          if (refusal?.startsWith('READONLY')) return false;
+          if (isReplica(refusal)) return false;
         }
         this.answered(node, received);
         // TIME: [seconds, microseconds] (ioredis passes them as strings or numbers).
