@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { forward, startGate, type RunningGate } from '../helpers/gate.js';
 import { parseMetrics, total } from '../helpers/prom.js';
+import { readyz, until } from '../helpers/readiness.js';
 import { startOwnRedis, type OwnRedis } from '../helpers/redis.js';
 import { AUDIENCE, ISSUER, jwks, makeKey, sign, type TestKey } from '../helpers/tokens.js';
 
@@ -16,26 +17,6 @@ conflict: { claim: { enabled: ${claim} }, ${conflict} }
 `;
 const ENFORCED_RL = 'onStoreError: memory, rules: [{ name: all, limit: 1000, window: 60s }]';
 const ENFORCED_CF = 'onStoreError: allow, resources: [{ path: "/api/orders/:id", key: "orders:{id}" }]';
-
-interface Ready {
-  code: number;
-  body: { status: string; checks: { store: boolean; keys: boolean }; reason?: string };
-}
-
-async function readyz(g: RunningGate): Promise<Ready> {
-  const r = await fetch(`${g.url}/readyz`);
-  return { code: r.status, body: (await r.json()) as Ready['body'] };
-}
-
-async function until(g: RunningGate, done: (r: Ready) => boolean, what: string): Promise<Ready> {
-  let last: Ready | undefined;
-  for (let i = 0; i < 200; i++) {
-    last = await readyz(g);
-    if (done(last)) return last;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${what}: /readyz stayed ${JSON.stringify(last)}`);
-}
 
 /** The gate's log lines holding `text`, once at least one has arrived (stdout is read as it comes). */
 async function logged(g: RunningGate, text: string): Promise<string[]> {

@@ -7,6 +7,7 @@ import { startJwksServer, type JwksServer } from '../helpers/jwks-server.js';
 import { startOwnRedis, type OwnRedis } from '../helpers/redis.js';
 import { AUDIENCE, ISSUER, jwks, makeKey, sign, type TestKey } from '../helpers/tokens.js';
 import { parseMetrics, total } from '../helpers/prom.js';
+import { readyz, until } from '../helpers/readiness.js';
 
 const COMBOS = [
   ['memory', 'allow'],
@@ -23,27 +24,6 @@ auth: { ${keySource}, issuer: "${ISSUER}", audience: "${AUDIENCE}", algorithms: 
 rateLimit: { onStoreError: ${rateLimit}, rules: [{ name: all, limit: 1000, window: 60s }] }
 conflict: { onStoreError: ${conflict}, resources: [{ path: "/api/orders/:id", key: "orders:{id}" }] }
 `;
-
-interface Ready {
-  code: number;
-  body: { status: string; checks: { store: boolean; keys: boolean }; reason?: string };
-}
-
-async function readyz(g: RunningGate, query = ''): Promise<Ready> {
-  const r = await fetch(`${g.url}/readyz${query}`);
-  return { code: r.status, body: (await r.json()) as Ready['body'] };
-}
-
-/** Polls until `done` holds for the gate's /readyz (the store's health is a PING a second). */
-async function until(g: RunningGate, done: (r: Ready) => boolean, what: string): Promise<Ready> {
-  let last: Ready | undefined;
-  for (let i = 0; i < 200; i++) {
-    last = await readyz(g);
-    if (done(last)) return last;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${what}: /readyz stayed ${JSON.stringify(last)}`);
-}
 
 async function gauge(g: RunningGate, name: string): Promise<number> {
   return total(parseMetrics(await (await fetch(`${g.adminUrl}/metrics`)).text()), name);
