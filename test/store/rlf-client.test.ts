@@ -4,7 +4,7 @@ import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { afterAll, describe, expect, test } from 'vitest';
 import { Batcher } from '../../src/store/redis/batcher.js';
 import { connect } from '../../src/store/redis/connect.js';
-import { defineScripts, RLF_INCR_LUA } from '../../src/store/redis/scripts.js';
+import { defineScripts, RLF_INCR_LUA, type Commands } from '../../src/store/redis/scripts.js';
 import { RLF_CLIENT_MEMBERS, rlfClient } from '../../src/store/redis/rlf-client.js';
 import { flushPrefix, SHARED_REDIS_URL, uniquePrefix } from '../helpers/redis.js';
 
@@ -155,6 +155,38 @@ describe('rate-limiter-flexible through the store facade (src/store/redis/rlf-cl
     // A reward in the next turn subtracts from the same count.
     await rlf.reward('alice', 1);
     expect((await rlf.get('alice'))?.consumedPoints).toBe(2);
+  });
+
+  test('cgIncrMany leaves each key as rate-limiter-flexible\'s own script does: a new key, one inside its window, one with no expiry, a reward', async () => {
+    await new Promise<void>((r) => (conn.ready() ? r() : conn.client.once('ready', () => r())));
+    const c = conn.client as Redis;
+    // The same starting states under two prefixes: one driven by RLF_INCR_LUA per key, one by a merged call.
+    const states = async (p: string) => {
+      await c.set(`${p}windowed`, '3', 'PX', 30_000);
+      await c.set(`${p}forever`, '5');
+    };
+    const own = `${prefix}own:`;
+    const many = `${prefix}many:`;
+    await states(own);
+    await states(many);
+    const calls: [string, string][] = [['new', '1'], ['windowed', '1'], ['forever', '1'], ['new', '1'], ['rewarded', '-1']];
+    const ownReplies: number[] = [];
+    for (const [k, points] of calls) ownReplies.push(...((await c.eval(RLF_INCR_LUA, 1, `${own}${k}`, points, '60', '10', '60')) as number[]));
+    const manyReplies = (await (conn.client as unknown as Commands).cgIncrMany(calls.length, ...calls.map(([k]) => `${many}${k}`), ...calls.flatMap(([, points]) => [points, '60']))) as number[];
+    // Counts are equal; pttl equal to within the milliseconds between the two runs.
+    for (let i = 0; i < ownReplies.length; i += 2) {
+      expect(manyReplies[i], `count of call ${i / 2}`).toBe(ownReplies[i]);
+      expect(Math.abs(manyReplies[i + 1]! - ownReplies[i + 1]!), `pttl of call ${i / 2}`).toBeLessThan(1000);
+    }
+    expect(manyReplies.filter((_, i) => i % 2 === 0)).toEqual([1, 4, 6, 2, -1]);
+    for (const k of ['new', 'windowed', 'forever', 'rewarded']) {
+      expect(await c.get(`${many}${k}`), k).toBe(await c.get(`${own}${k}`));
+      const [a, b] = [await c.pttl(`${own}${k}`), await c.pttl(`${many}${k}`)];
+      // Every key has an expiry (the one with none got the window); the windowed one kept its own.
+      expect(b, k).toBeGreaterThan(0);
+      expect(Math.abs(a - b), k).toBeLessThan(1000);
+    }
+    expect(await c.pttl(`${many}windowed`)).toBeLessThanOrEqual(30_000);
   });
 
   test('merging follows the script rate-limiter-flexible defines: the one it mirrors (this version), and a changed one is never merged', async () => {
