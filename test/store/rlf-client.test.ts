@@ -157,6 +157,35 @@ describe('rate-limiter-flexible through the store facade (src/store/redis/rlf-cl
     expect((await rlf.get('alice'))?.consumedPoints).toBe(2);
   });
 
+  test('one turn\'s increments with different windows and a reward among them: one call, each answered in order with its own window', async () => {
+    await new Promise<void>((r) => (conn.ready() ? r() : conn.client.once('ready', () => r())));
+    const watch = await watchScripts(`${prefix}runs:`);
+    const facade = rlfClient(conn.client, batcher, 1000);
+    new RateLimiterRedis({ storeClient: facade, keyPrefix: `${prefix}runs`, points: 5, duration: 60 });
+    const [a, b, c] = ['a', 'b', 'c'].map((x) => `${prefix}runs:${x}`);
+    const replies = await Promise.all([
+      facade.consumeOne(a!, 5, 60),
+      facade.consumeOne(b!, 5, 10),
+      facade.consumeOne(a!, 5, 60),
+      facade.rlflxIncr([a!, '-1', '60', '5', '60']),
+      facade.consumeOne(c!, 5, 10),
+      facade.consumeOne(a!, 5, 60),
+    ]);
+    expect(replies.map((r) => (r as number[])[0])).toEqual([1, 1, 2, 1, 1, 2]);
+    const seen = await watch.stop();
+    expect(seen).toHaveLength(1);
+    // Six keys, then runs of (count, points, secDuration) in their order.
+    expect(seen[0]!.slice(2)).toEqual(['6', a, b, a, a, c, a, '1', '1', '60', '1', '1', '10', '1', '1', '60', '1', '-1', '60', '1', '1', '10', '1', '1', '60']);
+    const c2 = conn.client as Redis;
+    expect(await c2.pttl(b!)).toBeLessThanOrEqual(10_000);
+    expect(await c2.pttl(c!)).toBeLessThanOrEqual(10_000);
+    expect(await c2.pttl(a!)).toBeGreaterThan(10_000);
+    // A run of equal arguments is one run: three increments of one window, one run.
+    const watch2 = await watchScripts(`${prefix}runs2:`);
+    await Promise.all(['x', 'y', 'x'].map((x) => facade.consumeOne(`${prefix}runs2:${x}`, 5, 60)));
+    expect((await watch2.stop())[0]!.slice(2)).toEqual(['3', `${prefix}runs2:x`, `${prefix}runs2:y`, `${prefix}runs2:x`, '3', '1', '60']);
+  });
+
   test('cgIncrMany leaves each key as rate-limiter-flexible\'s own script does: a new key, one inside its window, one with no expiry, a reward', async () => {
     await new Promise<void>((r) => (conn.ready() ? r() : conn.client.once('ready', () => r())));
     const c = conn.client as Redis;
@@ -172,7 +201,8 @@ describe('rate-limiter-flexible through the store facade (src/store/redis/rlf-cl
     const calls: [string, string][] = [['new', '1'], ['windowed', '1'], ['forever', '1'], ['new', '1'], ['rewarded', '-1']];
     const ownReplies: number[] = [];
     for (const [k, points] of calls) ownReplies.push(...((await c.eval(RLF_INCR_LUA, 1, `${own}${k}`, points, '60', '10', '60')) as number[]));
-    const manyReplies = (await (conn.client as unknown as Commands).cgIncrMany(calls.length, ...calls.map(([k]) => `${many}${k}`), ...calls.flatMap(([, points]) => [points, '60']))) as number[];
+    // Runs of (count, points, secDuration): four increments, then the reward.
+    const manyReplies = (await (conn.client as unknown as Commands).cgIncrMany(calls.length, ...calls.map(([k]) => `${many}${k}`), 4, '1', '60', 1, '-1', '60')) as number[];
     // Counts are equal; pttl equal to within the milliseconds between the two runs.
     for (let i = 0; i < ownReplies.length; i += 2) {
       expect(manyReplies[i], `count of call ${i / 2}`).toBe(ownReplies[i]);

@@ -116,9 +116,17 @@ export class Batcher {
     const merged = (items: Item[]): Item | undefined => {
       const incrs = items.filter((i) => i.incr !== undefined);
       if (incrs.length < 2) return undefined;
-      const keys = incrs.map((i) => i.incr![0]!);
-      const args = incrs.flatMap((i) => [i.incr![1]!, i.incr![2]!]);
-      const one: Item = { key: keys[0]!, add: (c) => c.cgIncrMany(keys.length, ...keys, ...args), incr: undefined, resolve: () => undefined, reject: () => undefined, done: false };
+      // The keys in order, and their (points, secDuration) as runs of equal ones: (count, points, secDuration)…
+      const keys: string[] = [];
+      const runs: (string | number)[] = [];
+      for (const { incr } of incrs) {
+        const [key, points, sec] = incr!;
+        keys.push(key!);
+        const n = runs.length;
+        if (n > 0 && runs[n - 2] === points && runs[n - 1] === sec) (runs[n - 3] as number)++;
+        else runs.push(1, points!, sec!);
+      }
+      const one: Item = { key: keys[0]!, add: (c) => c.cgIncrMany(keys.length, ...keys, ...runs), incr: undefined, resolve: () => undefined, reject: () => undefined, done: false };
       // Its reply settles each increment with its own {consumed, pttl}, or all with its error.
       one.resolve = (v) => {
         // A reply of any other shape (never seen) fails the increments rather than the process.

@@ -118,7 +118,9 @@ return {consumed, ttl} \
 
 /**
  * RLF_INCR_LUA on each of KEYS in turn, as a pipeline of them would run it (the same key twice
- * counts twice). KEYS: k1..kn. ARGV: points1, secDuration1, … pointsN, secDurationN.
+ * counts twice). KEYS: k1..kn. ARGV: runs of (count, points, secDuration), in key order: the first
+ * `count` keys take the first run's points and window, and so on (a batch's increments mostly share
+ * theirs: one run, three arguments, where a pair per key made Redis build 2n Lua strings).
  * → {consumed1, pttl1, … consumedN, pttlN}. Many keys in one command: one-node and Sentinel only
  * (in a Cluster the keys of one batch live in many slots).
  *
@@ -132,16 +134,21 @@ return {consumed, ttl} \
  */
 const LUA_INCR_MANY = `
 local out = {}
-for i = 1, #KEYS do
-  local k, sec = KEYS[i], ARGV[2 * i]
-  local consumed = redis.call('incrby', k, ARGV[2 * i - 1])
-  local ttl = redis.call('pttl', k)
-  if ttl == -1 then
-    redis.call('expire', k, sec)
-    ttl = 1000 * sec
+local i = 1
+for r = 1, #ARGV, 3 do
+  local points, sec = ARGV[r + 1], ARGV[r + 2]
+  for _ = 1, tonumber(ARGV[r]) do
+    local k = KEYS[i]
+    local consumed = redis.call('incrby', k, points)
+    local ttl = redis.call('pttl', k)
+    if ttl == -1 then
+      redis.call('expire', k, sec)
+      ttl = 1000 * sec
+    end
+    out[2 * i - 1] = consumed
+    out[2 * i] = ttl
+    i = i + 1
   end
-  out[2 * i - 1] = consumed
-  out[2 * i] = ttl
 end
 return out
 `;
@@ -169,8 +176,8 @@ export interface ScriptCommands {
   cgPeekClaim(ver: string, claim: string): Promise<PeekReply>;
   cgRelease(claim: string, token: string): Promise<number>;
   cgPublish(ver: string, claim: string, version: string, ttlMs: number): Promise<PublishReply>;
-  /** `count` keys, then a points and a secDuration per key: a flat {consumed, pttl} per key. */
-  cgIncrMany(count: number, ...keysThenArgs: string[]): Promise<number[]>;
+  /** `count` keys, then runs of (count, points, secDuration) in key order: a flat {consumed, pttl} per key. */
+  cgIncrMany(count: number, ...keysThenRuns: (string | number)[]): Promise<number[]>;
   /** rate-limiter-flexible's consume script, defined by RateLimiterRedis itself (see rlf-client.ts). */
   rlflxIncr(args: string[]): Promise<[number, number]>;
 }
