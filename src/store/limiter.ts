@@ -33,24 +33,23 @@ export function limiterOf(rlf: RateLimiterAbstract, points: number, durationS: n
     return { kind: 'limited', resetMs };
   };
   return {
-    consume: async (client) => {
-      const ms = blocked?.remainingMs(client) ?? 0;
-      if (ms > 0) return { kind: 'limited', resetMs: ms };
-      const key = rlf.getKey(client);
-      guard?.(key);
-      if (increment) {
-        let consumed: number, pttlMs: number;
-        try {
-          [consumed, pttlMs] = await increment(key);
-        } catch (err) {
-          return fault(err);
-        }
-        return consumed <= points ? { kind: 'allowed', remaining: points - consumed, resetMs: pttlMs } : over(client, pttlMs);
-      }
+    // A plain function, not async: its answer is the round trip's promise, read by one `.then`
+    // (no suspended frame and promise of its own per decision). Any throw becomes a rejection.
+    consume: (client) => {
       try {
-        return allowed(await rlf.consume(client, 1));
+        const ms = blocked?.remainingMs(client) ?? 0;
+        if (ms > 0) return Promise.resolve({ kind: 'limited', resetMs: ms });
+        const key = rlf.getKey(client);
+        guard?.(key);
+        if (increment) {
+          return increment(key).then(
+            ([consumed, pttlMs]) => (consumed <= points ? { kind: 'allowed', remaining: points - consumed, resetMs: pttlMs } : over(client, pttlMs)),
+            fault,
+          );
+        }
+        return rlf.consume(client, 1).then(allowed, (err: unknown) => (err instanceof RateLimiterRes ? over(client, err.msBeforeNext) : fault(err)));
       } catch (err) {
-        return err instanceof RateLimiterRes ? over(client, err.msBeforeNext) : fault(err);
+        return Promise.reject(err);
       }
     },
     peek: async (client) => {
