@@ -83,3 +83,47 @@ describe('health', () => {
     expect(res.headers.get('content-type')).toBe('application/problem+json');
   });
 });
+
+describe('a fault while deciding', () => {
+  // Through the raw listener on a real socket (the path every proxy call takes): a throw where the
+  // request is read, or inside a gate, is a 500 internal_error, logged, and the next request is served.
+  test.each([
+    ['reading the call (the trusted-proxy check)', 'classify'],
+    ['inside a gate (auth)', 'auth'],
+  ])('a throw %s is 500 internal_error, and the gate goes on', async (_n, where) => {
+    const { createServer } = await import('node:http');
+    const { createGateListener } = await import('../../src/http/gate-app.js');
+    const { DecisionRecorder } = await import('../../src/obs/recorder.js');
+    const real = app.deps.generation;
+    let fail = true;
+    const boom = () => {
+      throw new Error('boom');
+    };
+    const logged: unknown[] = [];
+    const log = Object.assign(Object.create(app.deps.log) as typeof app.deps.log, { error: (o: unknown) => logged.push(o) });
+    const { listener } = createGateListener({
+      current: () =>
+        !fail ? real
+        : where === 'classify' ? { ...real, forwarded: { ...real.forwarded, classifyIp: boom } }
+        : { ...real, gates: { ...real.gates, auth: Object.assign(Object.create(real.gates.auth) as typeof real.gates.auth, { check: boom }) } },
+      recorder: new DecisionRecorder(app.deps.metrics, app.deps.log),
+      log,
+      ready: app.deps.ready,
+    });
+    const server = createServer(listener);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const call = () => fetch(`http://127.0.0.1:${port}/auth`, { headers: { 'X-Forwarded-Method': 'GET', 'X-Forwarded-Uri': '/public/x' } });
+    try {
+      const res = await call();
+      expect(res.status).toBe(500);
+      expect(res.headers.get('content-type')).toBe('application/problem+json');
+      expect(await res.json()).toMatchObject({ code: 'internal_error', status: 500 });
+      expect(logged).toHaveLength(1);
+      fail = false;
+      expect((await call()).status).toBe(200);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
