@@ -72,10 +72,11 @@ export async function explain(req: ExplainRequest, gates: Gates, forwarded: Forw
   const clientIp = req.ip ?? '127.0.0.1';
   const h = headerSource(req);
   const facts = readForwarded(h, '127.0.0.1', forwarded);
+  const plan = replayPlan(h);
   // A denial as /auth sends it: to nginx's first call, as a 403 that keeps its body (http/replay.ts).
   const denial = (d: Deny, shadowed: string[]): Trace['answer'] => {
     const res = renderProblem(d);
-    const sent = firstCallAnswer(replayPlan(h), res);
+    const sent = firstCallAnswer(plan, res);
     const answer: Trace['answer'] = { status: sent.status, code: d.code, headers: sent.headers, body: JSON.parse(res.body) as unknown, shadowed };
     if (sent.status !== res.status) answer.replayStatus = res.status;
     return answer;
@@ -93,7 +94,7 @@ export async function explain(req: ExplainRequest, gates: Gates, forwarded: Forw
   const request = { method: facts.method, uri: req.uri, path: facts.path, clientIp: facts.clientIp };
   if (decision.kind === 'deny') return { request, gates: traced, answer: denial(decision, shadowed.map(shadowLabel)) };
   // An allow carrying nginx's replay marker: /auth answers it 503 (http/replay.ts#LOST_FIRST_CALL).
-  if (replayPlan(h).kind === 'replay') return { request, gates: traced, answer: denial(LOST_FIRST_CALL, shadowed.map(shadowLabel)) };
+  if (plan.kind === 'replay') return { request, gates: traced, answer: denial(LOST_FIRST_CALL, shadowed.map(shadowLabel)) };
   return { request, gates: traced, answer: { status: 200, headers: decision.headers, shadowed: shadowed.map(shadowLabel) } };
 }
 
