@@ -136,7 +136,6 @@ export function servedReplay(cache: ReplayCache, plan: ReplayPlan): Promise<Prob
   return plan.kind === 'replay' ? cache.recall(plan.id, plan.fingerprint) : null;
 }
 
-/** Keeps a first call's denial for its replay; resolves once kept where a replica can read it. */
 /**
  * A replay evaluated to an allow: nginx answers the client with the replay and does not proxy it, so
  * a 2xx would be a success for a request the API never saw (the first call timed out, or its kept
@@ -147,6 +146,7 @@ export const LOST_FIRST_CALL = deny('forward', 'store_unavailable', "The first c
   members: { retryAfter: STORE_RETRY_AFTER_S },
 });
 
+/** Keeps a first call's denial for its replay; resolves once kept where a replica can read it. */
 export function keepForReplay(cache: ReplayCache, plan: ReplayPlan, gate: string, res: ProblemResponse): Promise<void> | undefined {
   if (plan.kind !== 'first') return undefined;
   return cache.remember(plan.id, plan.fingerprint, res, SHARED_GATES.has(gate));
