@@ -32,6 +32,13 @@ export function shadowLabel(d: Deny): string {
 export interface PipelineOptions {
   /** The /auth call's body stream: read only when an Idempotency-Key rule needs its hash (Traefik forwardBody). */
   body?: BodyStream;
+  /**
+   * false: the request cannot reach the API whatever the answer (nginx's replay of a first call
+   * whose answer was not kept: it answers the client itself). The conflict gate then reads as
+   * `explain` does and takes nothing, so no lease or Idempotency-Key record is left in flight for a
+   * write that never comes; the rate limit is still spent (the replay marker grants nothing).
+   */
+  reachesApi?: boolean;
 }
 
 /**
@@ -66,7 +73,8 @@ export async function runPipeline(facts: RequestFacts, gates: Gates, mode: RunMo
   // A conflict check that only reads starts now, so that its read and the rate-limit point go to
   // the store in the same batch: one round trip per decision. A rate-limit denial discards it.
   const ctx = { caller, body: opts.body };
-  const early = gates.conflict.onlyReads(facts, mode) ? gates.conflict.check(facts, mode, ctx) : undefined;
+  const conflictMode: RunMode = opts.reachesApi === false ? 'explain' : mode;
+  const early = gates.conflict.onlyReads(facts, conflictMode) ? gates.conflict.check(facts, conflictMode, ctx) : undefined;
   const limited = await gates.rateLimit.check(facts, caller, mode);
   denied = fold(limited.step);
   if (denied) {
@@ -74,7 +82,7 @@ export async function runPipeline(facts: RequestFacts, gates: Gates, mode: RunMo
     return { decision: denied, steps, shadowed, caller };
   }
 
-  const pendingConflict = early ?? gates.conflict.check(facts, mode, ctx);
+  const pendingConflict = early ?? gates.conflict.check(facts, conflictMode, ctx);
   const conflict = pendingConflict instanceof Promise ? await pendingConflict : pendingConflict;
   if (conflict.refund && limited.taken && gates.conflict.refundsRateLimit) await gates.rateLimit.refund(limited.taken);
   for (const step of conflict.steps) {

@@ -75,7 +75,9 @@ export function createAuthEndpoint(deps: AuthEndpointDeps): (call: AuthCall) => 
     const facts = readForwarded(call.headers, peerIp, forwarded);
     if ('kind' in facts) return Promise.resolve(denied(replay, facts, e, plan, started));
     // Read with one `.then`, not awaited in an async function: no suspended frame per decision.
-    return runPipeline(facts, gates, 'live', { body: call.body }).then((r) => decided(replay, r, facts, e, plan, started));
+    // A replay reaching here has no kept answer: whatever is decided, nginx answers the client itself.
+    const reachesApi = plan.kind !== 'replay';
+    return runPipeline(facts, gates, 'live', { body: call.body, reachesApi }).then((r) => decided(replay, r, facts, e, plan, started));
   };
 
   const answer = (call: AuthCall): Promise<Answer> => {

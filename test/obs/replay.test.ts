@@ -152,6 +152,24 @@ describe('outside the protocol', () => {
     expect(await lost.json()).toMatchObject({ status: 503, code: 'store_unavailable', retryAfter: 1 });
   });
 
+  test('a replay evaluated without its first answer takes no lease: the write it answers 503 can be retried at once', async () => {
+    // The first call timed out at nginx (its answer was never kept): nginx answers the client from
+    // the replay, so the write cannot reach the API, and a lease taken for it would refuse the
+    // client's retry with a 409 until the lease ran out.
+    await store.publish('orders:2', '1');
+    const w = { Authorization: `Bearer ${await sign(key, { sub: 'lost-lease' })}`, 'If-Match': '"1"' };
+    const lost = await app.auth('PUT', '/api/orders/2', { ...w, ...replay('req-eeee-0001', '500') });
+    expect(lost.status).toBe(503);
+    expect(await lost.json()).toMatchObject({ code: 'store_unavailable' });
+    expect((await app.auth('PUT', '/api/orders/2', { ...w, 'X-Request-Id': 'req-eeee-0002' })).status).toBe(200);
+    // That retry holds the lease now; a replay (another client's: the limit is 2) is still refused as any write is while it is held.
+    const other = { Authorization: `Bearer ${await sign(key, { sub: 'lost-lease-2' })}`, 'If-Match': '"1"' };
+    const held = await app.auth('PUT', '/api/orders/2', { ...other, ...replay('req-eeee-0003', '500') });
+    expect(held.status).toBe(409);
+    expect(await held.json()).toMatchObject({ code: 'write_in_progress' });
+    await store.publish('orders:2', '2'); // ends the lease
+  });
+
   test('a request id that is not 8-128 of [A-Za-z0-9._:-] is not part of the protocol', async () => {
     const r = await app.auth('GET', '/nokeep2', { 'X-Request-Id': 'short', 'X-Auth-Replay': 'first' });
     expect(r.status).toBe(401);
