@@ -59,6 +59,8 @@ function chunkedEnd(b: Buffer, at: number): number {
     const line = b.indexOf(CRLF, at);
     if (line === -1) return -1;
     const size = parseInt(b.toString('latin1', at, line), 16);
+    // Not a chunk size: take what came as the answer rather than wait (or search the head again) forever.
+    if (Number.isNaN(size)) return b.length;
     if (size === 0) return b.length >= line + 4 ? line + 4 : -1;
     at = line + 2 + size + 2;
     if (at > b.length) return -1;
