@@ -2,7 +2,7 @@
 import type { ConnectionOptions } from 'node:tls';
 import { isResourceKey, publishableVersion, RESOURCE_KEY_MAX, VERSION_RULE } from '../core/versions.js';
 import { idempotencyScope, type KeyOwner } from '../gates/idempotency/scope.js';
-import { parseHostPort, parseNodeAddress, redisUrlProblem, userWithoutPassword, type RedisAddress } from '../store/redis/address.js';
+import { parseHostPort, parseNodeAddress, redisUrlProblem, type RedisAddress } from '../store/redis/address.js';
 import { RedisStore, type RedisTarget } from '../store/redis.js';
 import type { IdempotencyEnd, PublishResult } from '../store/port.js';
 
@@ -144,25 +144,13 @@ function targetOf(o: RedisPublisherOptions): RedisTarget {
       return a;
     });
   };
-  const credentials = (field: string, user: string | undefined, password: string | undefined) => {
-    const problem = userWithoutPassword(user, password);
-    if (problem) throw new TypeError(`VersionPublisher: ${field}: ${problem}`);
-  };
-  if (o.cluster) {
-    credentials('redis.username', o.username, o.password);
-    return { mode: 'cluster', nodes: addresses(o.cluster.nodes, parseNodeAddress, 'redis.cluster.nodes') };
-  }
+  if (o.cluster) return { mode: 'cluster', nodes: addresses(o.cluster.nodes, parseNodeAddress, 'redis.cluster.nodes') };
   if (o.sentinel) {
     if (!o.sentinel.name) throw new TypeError('VersionPublisher: redis.sentinel.name is required');
-    credentials('redis.username', o.username, o.password);
-    credentials('redis.sentinel.username', o.sentinel.username, o.sentinel.password);
     return { mode: 'sentinel', name: o.sentinel.name, sentinels: addresses(o.sentinel.sentinels, parseHostPort, 'redis.sentinel.sentinels'), username: o.sentinel.username, password: o.sentinel.password };
   }
   const problem = typeof o.url === 'string' ? redisUrlProblem(o.url) : 'expected a redis:// or rediss:// URL';
   if (problem) throw new TypeError(`VersionPublisher: redis.url: ${problem}`);
-  // The url's user and password, or the options' (which ioredis puts over the url's).
-  const url = new URL(o.url!);
-  credentials(o.username ? 'redis.username' : 'redis.url', o.username || url.username, o.password || url.password);
   return { mode: 'single', url: o.url! };
 }
 

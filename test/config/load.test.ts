@@ -65,10 +65,6 @@ const CASES: [fixture: string, lines: string[], env?: Record<string, string>][] 
   ],
   ['store-bad-sentinel', ['store.sentinel.name: required', 'store.sentinel.sentinels[1]: expected "host:port"']],
   ['store-credentials-twice', ['store.password: store.url has credentials too: give them in one place'], { REDIS_PASSWORD: 'pw' }],
-  // A user without its password: ioredis would send no AUTH and run as the default user.
-  ['store-cluster', ['store.url: a user without a password: Redis authenticates a user only with its password (a nopass user takes any)'], { REDIS_URL: 'redis://app@127.0.0.1:6379/0' }],
-  ['store-user-no-password', ['store.username: a user without a password: Redis authenticates a user only with its password (a nopass user takes any)']],
-  ['store-sentinel-user-no-password', ['store.sentinel.username: a user without a password: Redis authenticates a user only with its password (a nopass user takes any)']],
   ['store-brace-prefix', ['store.keyPrefix: must not contain "{" or "}" (they would become the Redis Cluster hash tag of every key)']],
   ['store-cluster', ['REDIS_URL: conflicts with REDIS_CLUSTER_NODES: set only one of REDIS_URL, REDIS_CLUSTER_NODES, REDIS_SENTINELS (with REDIS_SENTINEL_NAME)'], { REDIS_URL: 'redis://10.0.0.9:6379/0', REDIS_CLUSTER_NODES: '10.0.0.1:6379' }],
   ['store-cluster', ['REDIS_SENTINEL_NAME: required when REDIS_SENTINELS is set (the name the sentinels monitor the master under)'], { REDIS_SENTINELS: '10.0.0.1:26379' }],

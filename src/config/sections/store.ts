@@ -1,7 +1,7 @@
 // `store`: where the version cache, leases, limits and replays live: one Redis node, a Cluster, a Sentinel set, or memory.
 import { z } from 'zod';
 import { durationMs } from '../../core/durations.js';
-import { parseHostPort, parseNodeAddress, redisUrlProblem, userWithoutPassword, type RedisAddress } from '../../store/redis/address.js';
+import { parseHostPort, parseNodeAddress, redisUrlProblem, type RedisAddress } from '../../store/redis/address.js';
 import { duration } from '../primitives.js';
 
 export const DEFAULT_STORE_URL = 'redis://127.0.0.1:6379/0';
@@ -65,15 +65,7 @@ export const storeSchema = z
     const url = s.url !== undefined && s.url !== 'memory' ? safeUrl(s.url) : undefined;
     if (url && (url.username !== '' || url.password !== '') && (s.username || s.password)) {
       ctx.addIssue({ code: 'custom', path: [s.password ? 'password' : 'username'], message: 'store.url has credentials too: give them in one place' });
-      return;
     }
-    // The user in one place, its password (if any) in the same place: the url's, or the fields'.
-    const noPassword: [string[], string | undefined][] = [
-      [['url'], url && userWithoutPassword(url.username, url.password)],
-      [['username'], userWithoutPassword(s.username, s.password)],
-      [['sentinel', 'username'], userWithoutPassword(s.sentinel?.username, s.sentinel?.password)],
-    ];
-    for (const [path, message] of noPassword) if (message) ctx.addIssue({ code: 'custom', path, message });
   })
   // `url` is the default only when no other mode is given.
   .transform((s) => (s.cluster === undefined && s.sentinel === undefined && s.url === undefined ? { ...s, url: DEFAULT_STORE_URL } : s));

@@ -26,15 +26,6 @@ export function parseNodeAddress(text: string): RedisAddress | null {
   return hp && { ...hp, tls: m[1] === 'rediss' };
 }
 
-/**
- * Redis authenticates an ACL user only with its password (`AUTH user password`; a `nopass` user
- * takes any): given a user and no password, ioredis sends no AUTH at all and the connection works
- * as the default user, silently. Where the user is given: the message for it, or undefined.
- */
-export function userWithoutPassword(user: string | undefined, password: string | undefined): string | undefined {
-  return user && !password ? 'a user without a password: Redis authenticates a user only with its password (a nopass user takes any)' : undefined;
-}
-
 /** The highest database index Redis can be configured with (`databases` is an int). */
 const MAX_DB = 2 ** 31 - 1;
 
