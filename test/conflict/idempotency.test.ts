@@ -218,6 +218,23 @@ describe('the body fingerprint', () => {
     expect(other.json()).toMatchObject({ code: 'idempotency_key_reused' });
   });
 
+  test('a call marked as an nginx replay (a client behind Traefik can send the marker) is fingerprinted with its body too, and records nothing', async () => {
+    const replay = (id: string) => ({ 'X-Request-Id': id, 'X-Auth-Replay': '500' });
+    const k = newKey();
+    const h = { ...alice, 'Idempotency-Key': k, 'Content-Type': 'application/json' };
+    expect((await auth(g.url, 'POST', '/api/orders', h, '{"qty":1}')).status).toBe(200);
+    // As without the marker: another body under the same key is 422, not 409 (Content-Type and length alike).
+    const other = await auth(g.url, 'POST', '/api/orders', { ...h, ...replay(`idem-replay-${k}`) }, '{"qty":2}');
+    expect(other.status).toBe(422);
+    expect(other.json()).toMatchObject({ code: 'idempotency_key_reused' });
+    // Such a replay cannot reach the API (nginx answers the client with it): an allow is 503, and
+    // the key is not left in flight, so the client's retry is the first.
+    const k2 = newKey();
+    const lost = await auth(g.url, 'POST', '/api/orders', { ...h, 'Idempotency-Key': k2, ...replay(`idem-replay-${k2}`) }, '{"qty":1}');
+    expect(lost.status).toBe(503);
+    expect((await auth(g.url, 'POST', '/api/orders', { ...h, 'Idempotency-Key': k2 }, '{"qty":1}')).status).toBe(200);
+  });
+
   test('the body wins over Content-Digest when both requests were forwarded with one', async () => {
     const k = newKey();
     const h = { ...alice, 'Idempotency-Key': k };

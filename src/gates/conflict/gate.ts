@@ -114,7 +114,7 @@ export class ConflictGate {
   /**
    * Checks a write: its Idempotency-Key (when a rule applies) and its preconditions against the
    * cached version (when a resource rule applies). `explain` reads the same state and changes
-   * nothing: no record, no lease, no body read.
+   * nothing: no record, no lease (it reads a body only when given one: the pipeline's replays).
    *
    * Order, and why (worked through in the README, "Idempotency-Key"):
    * 1. What needs no store: the key's form (400), the preconditions' form and presence (400, 428).
@@ -268,7 +268,9 @@ export class ConflictGate {
 
   private async record(plan: KeyPlan, facts: RequestFacts, mode: RunMode, body: BodyStream | undefined): Promise<Recorded> {
     const { store, metrics } = this.opts;
-    const { fingerprint, body: read } = await this.idem.fingerprint(facts, mode === 'live' ? body : undefined);
+    // The body of the call when it has one, in either mode: explain (the CLI, the admin API) has none;
+    // a replay the pipeline runs as explain (it cannot reach the API) is fingerprinted as live would.
+    const { fingerprint, body: read } = await this.idem.fingerprint(facts, body);
     const token = randomBytes(8).toString('base64url');
     let outcome: RecordOutcome;
     try {
