@@ -57,9 +57,14 @@ export const R = {
   replay: 'x-auth-replay',
 } as const;
 
-/** Forwarded fields of which a second copy is a 400: two values mean two readings of one request. */
+/**
+ * Fields of which a second copy is a 400: two values mean two readings of one request. The
+ * forwarded fields, and Authorization: the gate (as Node) reads the first credential, an upstream
+ * that reads the last or joins them (a WSGI server) would act on another, and an API that decodes
+ * the token the gate verified without verifying it again would take an unchecked one.
+ */
 export const SINGLE_VALUED: readonly string[] = [
-  R.forwardedMethod, R.forwardedUri, R.forwardedHost, R.forwardedProto, R.originalMethod, R.originalUri,
+  R.forwardedMethod, R.forwardedUri, R.forwardedHost, R.forwardedProto, R.originalMethod, R.originalUri, R.authorization,
 ];
 
 /** Method-override headers some frameworks honour (Express method-override, Rails, Google APIs). */

@@ -21,7 +21,23 @@ export interface GateAppDeps {
   extra?: (app: Hono<{ Bindings: HttpBindings }>) => void;
 }
 
-type Incoming = { headers: IncomingHttpHeaders; headersDistinct?: Record<string, string[] | undefined> };
+type Incoming = { headers: IncomingHttpHeaders; headersDistinct?: Record<string, string[] | undefined>; rawHeaders?: string[] };
+
+/**
+ * Fields of which Node keeps the first copy and drops the others (lib/_http_incoming.js,
+ * matchKnownFields), among those the gate checks for a second copy: only the raw lines show it.
+ */
+const FIRST_KEPT: ReadonlySet<string> = new Set(['authorization']);
+
+/** How many of the raw header lines are named `name` (lower case), in any case. */
+function countRaw(raw: readonly string[], name: string): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const field = raw[i]!;
+    if (field.length === name.length && field.toLowerCase() === name) n++;
+  }
+  return n;
+}
 
 /** Headers straight from Node's parsed headers (no Headers object, no closures per request). */
 class NodeHeaders implements HeaderSource {
@@ -35,7 +51,9 @@ class NodeHeaders implements HeaderSource {
   /** Node joins repeated fields with ", ": only then is the distinct view worth building. */
   repeated(name: string): boolean {
     const v = this.incoming.headers[name];
-    return typeof v === 'string' && v.includes(',') && (this.incoming.headersDistinct?.[name]?.length ?? 1) > 1;
+    if (typeof v !== 'string') return false;
+    if (FIRST_KEPT.has(name)) return countRaw(this.incoming.rawHeaders ?? [], name) > 1;
+    return v.includes(',') && (this.incoming.headersDistinct?.[name]?.length ?? 1) > 1;
   }
 }
 

@@ -48,6 +48,15 @@ describe('what an attack sent, refused or matched as the upstream reads it', () 
     expect(await call(gate, [['X-Forwarded-Method', 'GET'], ['X-Forwarded-Uri', '/public/x'], ['X-Forwarded-Uri', '/api/admin/x']])).toBe(400);
   });
 
+  test('two Authorization fields are a 400 whichever comes first (Node keeps the first, an upstream may read the last)', async () => {
+    const base: [string, string][] = [['X-Forwarded-Method', 'GET'], ['X-Forwarded-Uri', '/api/orders/1']];
+    expect(await call(gate, [...base, ['Authorization', reader]])).toBe(200);
+    expect(await call(gate, [...base, ['Authorization', reader], ['Authorization', 'Bearer forged.unsigned.token']])).toBe(400);
+    expect(await call(gate, [...base, ['Authorization', 'Bearer forged.unsigned.token'], ['Authorization', reader]])).toBe(400);
+    // An empty second line counts too: two readings, one of them nothing.
+    expect(await call(gate, [...base, ['Authorization', reader], ['Authorization', '']])).toBe(400);
+  });
+
   test.each(['/api/orders;x=1/42', '/api/orders/77;v=1', '/public/..;/api/orders/42'])('%s is a 400 by default', async (uri) => {
     expect(await call(gate, [['X-Forwarded-Method', 'POST'], ['X-Forwarded-Uri', uri], ['Authorization', reader]])).toBe(400);
   });
