@@ -188,6 +188,18 @@ describe('admin POST /explain', () => {
     expect(plain.answer).not.toHaveProperty('replayStatus');
   });
 
+  test('a method or URI the gate would refuse is explained as that refusal, by the CLI and the API alike', async () => {
+    for (const [method, uri] of [['G T', '/api/orders/42'], ['GET', 'no-slash']] as const) {
+      const res = await post({ method, uri });
+      expect(res.status).toBe(200);
+      const viaApi = (await res.json()) as { answer: { status: number; code: string } };
+      expect(viaApi.answer).toMatchObject({ status: 400, code: 'bad_forward_request' });
+      const cli = await runCli(['explain', '--config', config, '--json', '--method', method, '--uri', uri], {}, dir);
+      expect(cli.code).toBe(1);
+      expect(JSON.parse(cli.stdout)).toEqual(viaApi);
+    }
+  });
+
   test('needs the admin token; a bad body is a 400', async () => {
     expect((await post({ method: 'GET', uri: '/x' }, null)).status).toBe(401);
     expect((await post({ method: 'GET', uri: '/x' }, 'wrong')).status).toBe(401);

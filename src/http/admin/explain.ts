@@ -6,13 +6,13 @@ import { explain, type ExplainRequest } from '../../explain.js';
 import type { Gates } from '../../pipeline.js';
 import { badRequest, jsonBody } from './guard.js';
 
-const METHOD_RE = /^[A-Za-z]{1,16}$/;
-
 /** Validates `{"method","uri","headers"?,"ip"?}`; a message when it is not that. */
 function parse(body: unknown): ExplainRequest | string {
   if (typeof body !== 'object' || body === null) return 'expected a JSON object {"method":"PUT","uri":"/api/orders/42","headers":{...},"ip":"10.0.0.7"}';
   const b = body as Record<string, unknown>;
-  if (typeof b.method !== 'string' || !METHOD_RE.test(b.method)) return 'method: expected an HTTP method';
+  // Any text: one the gate would refuse as a forwarded method or URI is explained as that refusal
+  // (400 bad_forward_request), as `conflict-gate explain` does, not refused as a bad body.
+  if (typeof b.method !== 'string' || b.method === '' || b.method.length > 64) return 'method: expected an HTTP method';
   if (typeof b.uri !== 'string' || b.uri === '' || b.uri.length > 8192) return 'uri: expected a request-target like "/api/orders/42"';
   if (b.ip !== undefined && (typeof b.ip !== 'string' || isIP(b.ip) === 0)) return 'ip: expected an IP address';
   const headers: Record<string, string> = {};
