@@ -1,5 +1,5 @@
 // Builds the gate's object graph from YAML without listening, for app.request() tests.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -45,6 +45,7 @@ export async function buildApp(yaml: string, opts: { files?: Record<string, stri
     close: async () => {
       deps.verifier.close();
       if (!opts.store) await deps.store.close();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -1,6 +1,6 @@
 // Runs the real CLI (node dist/main.js) as a child process with a config, on free ports.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort, waitForPort } from './net.js';
@@ -41,7 +41,11 @@ export async function startGate(opts: { yaml?: string; configFile?: string; env?
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  // The gate's folder (its config and files) goes with the process.
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code))).then((code) => {
+    rmSync(dir, { recursive: true, force: true });
+    return code;
+  });
   const started = Promise.race([waitForPort(adminPort, 15_000).then(() => waitForPort(port)), exited.then((c) => Promise.reject(new Error(`gate exited with ${c}:\n${out}`)))]);
   await started;
   return {
