@@ -1,5 +1,5 @@
 // The conflict gate's new config keys through `conflict-gate check` (the real CLI): each problem named by its field, exit 2.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -11,7 +11,7 @@ async function check(conflict: string): Promise<{ code: number | null; out: stri
   const dir = mkdtempSync(join(tmpdir(), 'cg-conflict-config-'));
   const file = join(dir, 'gate.yaml');
   writeFileSync(file, `${AUTH}conflict:\n${conflict}\n`);
-  const r = await runCli(['check', '--config', file]);
+  const r = await runCli(['check', '--config', file]).finally(() => rmSync(dir, { recursive: true, force: true }));
   return { code: r.code, out: `${r.stdout}${r.stderr}` };
 }
 
