@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # conflict-gate container image. Build: docker build -t conflict-gate:local .
-# Run:   docker run --rm -p 8080:8080 -p 9090:9090 \
+# Run:   docker run --rm --network <your proxy's network> -p 127.0.0.1:9090:9090 \
 #          -e JWKS_URL=... -e JWT_ISSUER=... -e JWT_AUDIENCE=... -e REDIS_URL=redis://host:6379/0 conflict-gate:local
+# (8080 is not published: a caller arriving through Docker's gateway would count as a trusted proxy; docs/DEPLOY.md)
 # Mount your own config over /etc/conflict-gate/gate.yaml (the baked-in one is deploy/gate.yaml).
 
 ARG NODE_IMAGE=node:24-bookworm-slim
