@@ -22,7 +22,22 @@ export interface ProxyConfigInput {
   port: number;
   /** Where the proxy reaches the gate: a URL of /auth (traefik, traefik-crd) or host:port (caddy, nginx). */
   gate?: string;
+  /** How long Caddy and nginx wait for the gate's answer, s (default: DEFAULT_WAIT_S); see `proxyWaitS`. */
+  waitS?: number;
 }
+
+/**
+ * The longest the gate itself takes to answer, rounded up, plus a second: a JWKS fetch for a
+ * token of an unknown key (auth.jwksTimeout), then the rate-limit and the conflict store calls
+ * (store.commandTimeout each). A proxy that gave up sooner would answer 504 or 500 where the gate
+ * was about to answer (a 401 for that token, a fail mode for the store).
+ */
+export function proxyWaitS(jwksTimeoutMs: number, commandTimeoutMs: number): number {
+  return Math.ceil((jwksTimeoutMs + 2 * commandTimeoutMs) / 1000) + 1;
+}
+
+/** proxyWaitS for the defaults (jwksTimeout 5s, commandTimeout 250ms). */
+export const DEFAULT_WAIT_S = proxyWaitS(5000, 250);
 
 /** A problem with generating for this proxy (a header nginx cannot name in a variable), or null. */
 export function proxyProblem(proxy: Proxy, forwardClaims: readonly string[]): string | null {
@@ -106,6 +121,7 @@ function traefikCrd(input: ProxyConfigInput): string {
 
 function caddyfile(input: ProxyConfigInput): string {
   const gate = input.gate ?? `127.0.0.1:${input.port}`;
+  const waitS = input.waitS ?? DEFAULT_WAIT_S;
   const copied = upstreamHeaders(input.forwardClaims);
   const underscored = copied.filter((h) => h.includes('-')).map((h) => h.replace(/-/g, '_'));
   return `# conflict-gate in front of an API with Caddy's forward_auth (written for and tested with 2.6.2).
@@ -134,6 +150,10 @@ function caddyfile(input: ProxyConfigInput): string {
 		# A client's underscore spelling of each copied header (X_Auth_Subject): PHP, CGI and WSGI
 		# backends read it as the dash one, which copy_headers alone manages.
 ${underscored.map((h) => `\t\trequest_header -${h}`).join('\n')}
+		# A client's own RateLimit pair: not copied from the gate (below), so removed here, or the
+		# API would echo the client's numbers as the gate's.
+		request_header -RateLimit
+		request_header -RateLimit-Policy
 
 		forward_auth {$CG_GATE:${gate}} {
 			# The trailing "?" replaces the client's query; without it the query is appended to /auth.
@@ -154,8 +174,9 @@ ${underscored.map((h) => `\t\trequest_header -${h}`).join('\n')}
 
 			transport http {
 				dial_timeout 2s
-				# Without it a hung gate hangs the client; with it the client gets 504.
-				response_header_timeout 5s
+				# Without it a hung gate hangs the client; with it the client gets 504. Longer than the
+				# gate's own worst case (a JWKS fetch and two store calls), so its answer comes first.
+				response_header_timeout ${waitS}s
 				# Do not remove. Caddy 2.6.2 with keep-alive on this transport was seen, under
 				# concurrent load, to send some auth calls (GET /auth) to the API upstream instead
 				# of the gate: an auth bypass whenever the API answers 2xx there. With keep-alive
@@ -177,6 +198,7 @@ function nginxVar(header: string): string {
 
 function nginxConf(input: ProxyConfigInput): string {
   const gate = input.gate ?? `127.0.0.1:${input.port}`;
+  const waitS = input.waitS ?? DEFAULT_WAIT_S;
   const copied = upstreamHeaders(input.forwardClaims);
   const width = Math.max(...copied.map((h) => nginxVar(h).length + 1), 20);
   const pad = (s: string, n: number) => s + ' '.repeat(Math.max(1, n - s.length + 1));
@@ -247,6 +269,9 @@ ${puts.join('\n')}
         auth_request_set $cg_ratelimit_policy $upstream_http_ratelimit_policy;
         add_header RateLimit        $cg_ratelimit;
         add_header RateLimit-Policy $cg_ratelimit_policy;
+        # Not the client's own pair to the API (empty: nginx drops the header); the client gets the gate's.
+        proxy_set_header RateLimit        "";
+        proxy_set_header RateLimit-Policy "";
 
         # auth_request yields only 2xx, 401, 403 or 500: replay the denial to the gate.
         error_page 401 403 500 = @auth_deny;
@@ -273,7 +298,8 @@ ${puts.join('\n')}
         proxy_set_header X-Request-Id       $request_id;    # not the client's
         proxy_set_header X-Auth-Replay      "first";        # the first call of the replay protocol
         proxy_connect_timeout 2s;
-        proxy_read_timeout    5s;
+        # Longer than the gate's own worst case (a JWKS fetch and two store calls).
+        proxy_read_timeout    ${waitS}s;
         # The allow's headers (X-Auth-Scopes of a token with many scopes) can pass the 4k default: 502.
         proxy_buffer_size     32k;
         proxy_buffers         8 32k;
@@ -296,7 +322,7 @@ ${puts.join('\n')}
         proxy_hide_header WWW-Authenticate;
         add_header WWW-Authenticate $cg_deny_www_authenticate always;
         proxy_connect_timeout 2s;
-        proxy_read_timeout    5s;
+        proxy_read_timeout    ${waitS}s;
         proxy_buffer_size     32k;
         proxy_buffers         8 32k;
     }
@@ -332,6 +358,7 @@ export async function proxyConfigCommand(a: ProxyConfigArgs, env: Env): Promise<
     process.stderr.write(`conflict-gate: ${problem}\n`);
     return 2;
   }
-  process.stdout.write(proxyConfig(proxy, { forwardClaims, port: result.compiled.server.port, gate: a.gate }));
+  const waitS = proxyWaitS(result.compiled.auth.jwksTimeoutMs, result.compiled.store.commandTimeoutMs);
+  process.stdout.write(proxyConfig(proxy, { forwardClaims, port: result.compiled.server.port, gate: a.gate, waitS }));
   return 0;
 }

@@ -55,6 +55,19 @@ test('the Traefik middleware lists the allow headers, the claim headers and the 
 });
 
 describe('options and mistakes', () => {
+  test("Caddy and nginx wait longer than the gate's own worst case: a JWKS fetch and two store calls, plus a second", async () => {
+    // The shipped files: the defaults (jwksTimeout 5s, commandTimeout 250ms) give 7 s.
+    expect(readText('examples/caddy/Caddyfile')).toContain('response_header_timeout 7s');
+    expect(readText('examples/nginx/conflict-gate.conf').match(/proxy_read_timeout +7s;/g)).toHaveLength(2);
+    const file = join(dir, 'slow-jwks.yaml');
+    writeFileSync(file, 'store: { url: memory, commandTimeout: 1s }\nauth: { jwksUrl: "https://idp.example/jwks.json", jwksTimeout: 10s, issuer: "https://idp.example/", audience: api }\n');
+    const caddy = await runCli(['proxy-config', '--for', 'caddy', '--config', file]);
+    expect(caddy.code).toBe(0);
+    expect(caddy.stdout).toContain('response_header_timeout 13s');
+    const nginx = await runCli(['proxy-config', '--for', 'nginx', '--config', file]);
+    expect(nginx.stdout.match(/proxy_read_timeout +13s;/g)).toHaveLength(2);
+  });
+
   test('--gate sets the address the proxy calls', async () => {
     const r = await runCli(['proxy-config', '--for', 'traefik', '--config', 'deploy/gate.yaml', '--gate', 'http://gate.internal:9999/auth'], ENV);
     expect(r.code).toBe(0);

@@ -134,6 +134,9 @@ export function proxySuite(kind: ProxyKind, extra?: (env: E2E, t: Helpers) => vo
         X_Auth_Subject: 'mallory',
         X_Auth_Scopes: 'admin',
         X_Auth_Tenant: 'evil-corp',
+        // The client's own budget, which an API echoing the pair would hand back as the gate's.
+        RateLimit: '"spoof";r=999;t=1',
+        'RateLimit-Policy': '"spoof";q=999;w=1',
       }, body);
       expect(r.status, r.body).toBe(200);
       expect(r.header('x-upstream')).toBe('echo');
@@ -148,7 +151,7 @@ export function proxySuite(kind: ProxyKind, extra?: (env: E2E, t: Helpers) => vo
       expect(call.headers['x-resource-key']).toEqual(['orders:42']);
       expect(call.headers['x-resource-version']).toEqual(['7']);
       expect(call.headers.authorization).toEqual([`Bearer ${token}`]);
-      for (const spoofed of ['x_auth_subject', 'x_auth_scopes', 'x_auth_tenant']) expect(call.headers[spoofed]).toBeUndefined();
+      for (const spoofed of ['x_auth_subject', 'x_auth_scopes', 'x_auth_tenant', 'ratelimit', 'ratelimit-policy']) expect(call.headers[spoofed]).toBeUndefined();
       if (kind === 'nginx') {
         // Only nginx can pass the rule's budget to the client on an allow.
         expect(r.header('ratelimit')).toMatch(new RegExp(`^"writes";r=${WRITES_LIMIT - 1};t=\\d+$`));
