@@ -4,7 +4,7 @@ import { renderProblem } from './core/problem.js';
 import { readForwarded, type ForwardedOptions, type HeaderSource } from './core/forwarded.js';
 import { R } from './core/http.js';
 import type { GateName, Seen, Step } from './core/step.js';
-import { firstCallAnswer, LOST_FIRST_CALL, replayPlan } from './http/replay.js';
+import { firstCallAnswer, LOST_FIRST_CALL, reachesApi, replayPlan } from './http/replay.js';
 import { runPipeline, shadowLabel, type Gates } from './pipeline.js';
 
 /** A request to explain: what the proxy would have forwarded. */
@@ -93,8 +93,8 @@ export async function explain(req: ExplainRequest, gates: Gates, forwarded: Forw
   for (const g of ORDER.slice(steps.length)) traced.push({ gate: g, result: 'not_reached' });
   const request = { method: facts.method, uri: req.uri, path: facts.path, clientIp: facts.clientIp };
   if (decision.kind === 'deny') return { request, gates: traced, answer: denial(decision, shadowed.map(shadowLabel)) };
-  // An allow carrying nginx's replay marker: /auth answers it 503 (http/replay.ts#LOST_FIRST_CALL).
-  if (plan.kind === 'replay') return { request, gates: traced, answer: denial(LOST_FIRST_CALL, shadowed.map(shadowLabel)) };
+  // An allow carrying nginx's replay marker: /auth answers it 503 (http/replay.ts#reachesApi).
+  if (!reachesApi(plan)) return { request, gates: traced, answer: denial(LOST_FIRST_CALL, shadowed.map(shadowLabel)) };
   return { request, gates: traced, answer: { status: 200, headers: decision.headers, shadowed: shadowed.map(shadowLabel) } };
 }
 

@@ -6,7 +6,7 @@ import { renderProblem, type ProblemResponse } from '../core/problem.js';
 import type { BodyStream } from '../gates/idempotency/body.js';
 import type { DecisionEvent, DecisionRecorder } from '../obs/recorder.js';
 import { runPipeline, type Gates, type PipelineResult } from '../pipeline.js';
-import { firstCallAnswer, keepForReplay, LOST_FIRST_CALL, replayPlan, servedReplay, type ReplayCache, type ReplayPlan } from './replay.js';
+import { firstCallAnswer, keepForReplay, LOST_FIRST_CALL, reachesApi, replayPlan, servedReplay, type ReplayCache, type ReplayPlan } from './replay.js';
 
 /** What a request runs on: the generation current when it started (a reload swaps it for later ones). */
 export interface RequestRuntime {
@@ -60,10 +60,7 @@ export function createAuthEndpoint(deps: AuthEndpointDeps): (call: AuthCall) => 
     e.steps = steps;
     e.shadowed = shadowed;
     if (decision.kind === 'deny') return denied(replay, decision, e, plan, started);
-    // nginx replays only a first call that did not answer 2xx, and answers the client with the
-    // replay's answer without proxying: an allow here would be a 200 for a request the API never saw
-    // (the first call timed out, or its kept denial was lost). Say so and have the client retry.
-    if (plan.kind === 'replay') return denied(replay, LOST_FIRST_CALL, e, plan, started);
+    if (!reachesApi(plan)) return denied(replay, LOST_FIRST_CALL, e, plan, started);
     e.seconds = (performance.now() - started) / 1000;
     recorder.record(e);
     return { status: 200, headers: decision.headers, body: '' };
@@ -75,9 +72,7 @@ export function createAuthEndpoint(deps: AuthEndpointDeps): (call: AuthCall) => 
     const facts = readForwarded(call.headers, peerIp, forwarded);
     if ('kind' in facts) return Promise.resolve(denied(replay, facts, e, plan, started));
     // Read with one `.then`, not awaited in an async function: no suspended frame per decision.
-    // A replay reaching here has no kept answer: whatever is decided, nginx answers the client itself.
-    const reachesApi = plan.kind !== 'replay';
-    return runPipeline(facts, gates, 'live', { body: call.body, reachesApi }).then((r) => decided(replay, r, facts, e, plan, started));
+    return runPipeline(facts, gates, 'live', { body: call.body, reachesApi: reachesApi(plan) }).then((r) => decided(replay, r, facts, e, plan, started));
   };
 
   const answer = (call: AuthCall): Promise<Answer> => {

@@ -137,6 +137,16 @@ export function servedReplay(cache: ReplayCache, plan: ReplayPlan): Promise<Prob
 }
 
 /**
+ * Whether an allow of this call lets the request through to the API: not for a replay with nothing
+ * kept for it, which is evaluated, and which nginx answers the client with itself, never proxying
+ * the request. Such a call takes nothing it would hold for the write (pipeline.ts `reachesApi`),
+ * and an allow of it is answered LOST_FIRST_CALL (/auth and explain alike).
+ */
+export function reachesApi(plan: ReplayPlan): boolean {
+  return plan.kind !== 'replay';
+}
+
+/**
  * A replay evaluated to an allow: nginx answers the client with the replay and does not proxy it, so
  * a 2xx would be a success for a request the API never saw (the first call timed out, or its kept
  * denial was lost). Answered as this instead, for the client to retry.
