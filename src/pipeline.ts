@@ -72,7 +72,7 @@ export async function runPipeline(facts: RequestFacts, gates: Gates, mode: RunMo
 
   // A conflict check that only reads starts now, so that its read and the rate-limit point go to
   // the store in the same batch: one round trip per decision. A rate-limit denial discards it.
-  const ctx = { caller, body: opts.body };
+  const ctx = { caller, body: opts.body, traffic: mode === 'live' };
   const conflictMode: RunMode = opts.reachesApi === false ? 'explain' : mode;
   const early = gates.conflict.onlyReads(facts, conflictMode) ? gates.conflict.check(facts, conflictMode, ctx) : undefined;
   const limited = await gates.rateLimit.check(facts, caller, mode);

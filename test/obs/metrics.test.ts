@@ -155,6 +155,33 @@ rateLimit: { onStoreError: allow, rules: [{ name: all, limit: 10, window: 60s }]
       await down.close();
     }
   });
+  test('an nginx replay evaluated without its first answer (it takes nothing) still counts the store errors it meets', async () => {
+    const dead = await freePort();
+    const down = await buildApp(
+      `
+store: { url: "redis://127.0.0.1:${dead}/0", keyPrefix: "cgtest:metrics-replay-down:" }
+auth: { jwksFile: jwks.json, issuer: "${ISSUER}", audience: "${AUDIENCE}", algorithms: [ES256] }
+conflict:
+  onStoreError: allow
+  claim: { enabled: true, lease: 5s }
+  resources: [{ path: "/api/orders/:id", key: "orders:{id}", require: if-match }]
+`,
+      { files: { 'jwks.json': JSON.stringify(jwks(key)) } },
+    );
+    try {
+      const h = { Authorization: `Bearer ${await sign(key)}`, 'If-Match': '"3"' };
+      // The replay of a first call whose answer was not kept: evaluated, never a 2xx (nginx would answer the client with it).
+      expect((await down.auth('PUT', '/api/orders/1', { ...h, 'X-Request-Id': 'req-replay-dead-01', 'X-Auth-Replay': '409' })).status).toBe(503);
+      const m1 = await scrape(down);
+      expect(total(m1, 'conflict_gate_store_errors_total', { op: 'claim' })).toBe(1);
+      // and live traffic counts as before
+      expect((await down.auth('PUT', '/api/orders/1', h)).status).toBe(200);
+      const m2 = await scrape(down);
+      expect(total(m2, 'conflict_gate_store_errors_total', { op: 'claim' })).toBe(2);
+    } finally {
+      await down.close();
+    }
+  });
 });
 
 test('parseMetrics reads labels with escaped quotes (so a pass here means something)', () => {

@@ -26,6 +26,12 @@ export interface ConflictGateOptions {
 export interface ConflictContext {
   caller: Caller;
   body?: BodyStream;
+  /**
+   * The call is /auth traffic, so a store error it meets is counted in the metrics. Unset: live
+   * mode is traffic, explain (the CLI, the admin API) is not; an nginx replay that cannot reach the
+   * API runs as explain and is traffic all the same.
+   */
+  traffic?: boolean;
 }
 
 export interface ConflictCheck {
@@ -193,7 +199,8 @@ export class ConflictGate {
     }
 
     // 2. The store, both calls at once.
-    const [rec, ver] = await Promise.all([plan ? this.record(plan, facts, mode, ctx.body) : undefined, res ? this.readVersion(res.key, mode) : undefined]);
+    const traffic = ctx.traffic ?? mode === 'live';
+    const [rec, ver] = await Promise.all([plan ? this.record(plan, facts, mode, traffic, ctx.body) : undefined, res ? this.readVersion(res.key, mode, traffic) : undefined]);
     const giveLeaseBack = () => {
       if (res && ver?.token !== undefined && ver.lease.kind === 'taken') this.release(res.key, ver.token);
     };
@@ -266,7 +273,7 @@ export class ConflictGate {
     return { steps, refund };
   }
 
-  private async record(plan: KeyPlan, facts: RequestFacts, mode: RunMode, body: BodyStream | undefined): Promise<Recorded> {
+  private async record(plan: KeyPlan, facts: RequestFacts, mode: RunMode, traffic: boolean, body: BodyStream | undefined): Promise<Recorded> {
     const { store, metrics } = this.opts;
     // The body of the call when it has one, in either mode: explain (the CLI, the admin API) has none;
     // a replay the pipeline runs as explain (it cannot reach the API) is fingerprinted as live would.
@@ -280,7 +287,7 @@ export class ConflictGate {
       outcome = { kind: 'exists', fingerprint: theirs, inFlightMs, ended };
       return { fingerprint, outcome, token, heldBy, body: read };
     } catch (err) {
-      if (mode === 'live') metrics.storeError(store.kind, 'idempotency', storeErrorCode(err));
+      if (traffic) metrics.storeError(store.kind, 'idempotency', storeErrorCode(err));
       outcome = { kind: 'store_error' };
     }
     return { fingerprint, outcome, token, body: read };
@@ -302,7 +309,7 @@ export class ConflictGate {
     }
   }
 
-  private async readVersion(key: string, mode: RunMode): Promise<VersionRead> {
+  private async readVersion(key: string, mode: RunMode, traffic: boolean): Promise<VersionRead> {
     const { store, metrics } = this.opts;
     const { claim } = this.opts.conflict;
     try {
@@ -318,7 +325,7 @@ export class ConflictGate {
       const v = await store.getVersion(key);
       return { version: v === null ? { kind: 'missing' } : { kind: 'found', version: v }, lease: { kind: 'off' } };
     } catch (err) {
-      if (mode === 'live') metrics.storeError(store.kind, claim.enabled ? 'claim' : 'get_version', storeErrorCode(err));
+      if (traffic) metrics.storeError(store.kind, claim.enabled ? 'claim' : 'get_version', storeErrorCode(err));
       return { version: { kind: 'store_error' }, lease: { kind: 'off' } };
     }
   }
