@@ -155,6 +155,7 @@ rateLimit: { onStoreError: allow, rules: [{ name: all, limit: 10, window: 60s }]
       await down.close();
     }
   });
+
   test('an nginx replay evaluated without its first answer (it takes nothing) still counts the store errors it meets', async () => {
     const dead = await freePort();
     const down = await buildApp(
