@@ -32,6 +32,11 @@ const CASES: [fixture: string, lines: string[], env?: Record<string, string>][] 
   ['lease-number', ['conflict.claim.lease: expected a duration like "60s"']],
   ['no-key-source', ['auth: exactly one of jwksUrl, jwksFile, publicKeyFile, secret is required']],
   ['two-key-sources', ['auth: exactly one of jwksUrl, jwksFile, publicKeyFile, secret is required (got jwksUrl, secret)']],
+  // A field that fails (an algorithms entry) does not hide the key-source problem until the next run.
+  [
+    'two-key-sources-bad-algorithm',
+    [`auth.algorithms[1]: expected one of ${ALGS} ("none" is never allowed)`, 'auth: exactly one of jwksUrl, jwksFile, publicKeyFile, secret is required (got jwksFile, secret)'],
+  ],
   ['hmac-with-public-key', ['auth.algorithms[1]: HS256 is an HMAC algorithm; it is only allowed with auth.secret']],
   ['asymmetric-with-secret', ['auth.algorithms[0]: RS256 needs a public key, but auth.secret is an HMAC secret']],
   ['alg-none', [`auth.algorithms[0]: expected one of ${ALGS} ("none" is never allowed)`]],

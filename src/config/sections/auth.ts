@@ -79,10 +79,6 @@ export const authSchema = z.strictObject({
   if (a.jwksUrl !== undefined && /^[a-z]+:\/\/[^/?#]*@/i.test(a.jwksUrl)) {
     ctx.addIssue({ code: 'custom', path: ['jwksUrl'], message: 'a user or password in the URL is not supported' });
   }
-  const sources = KEY_SOURCES.filter((k) => a[k] !== undefined);
-  if (sources.length !== 1) {
-    ctx.addIssue({ code: 'custom', message: `exactly one of ${KEY_SOURCES.join(', ')} is required${sources.length > 1 ? ` (got ${sources.join(', ')})` : ''}` });
-  }
   const hmacSource = a.secret !== undefined;
   a.algorithms?.forEach((alg, i) => {
     if (hmacSource && !HMAC_ALGORITHMS.has(alg)) ctx.addIssue({ code: 'custom', path: ['algorithms', i], message: `${alg} needs a public key, but auth.secret is an HMAC secret` });
@@ -101,7 +97,17 @@ export const authSchema = z.strictObject({
     } else if (seen.has(lower)) ctx.addIssue({ code: 'custom', path: ['forwardClaims', header], message: 'duplicate header name' });
     seen.add(lower);
   }
-});
+}).superRefine(
+  (a, ctx) => {
+    const sources = KEY_SOURCES.filter((k) => a[k] !== undefined);
+    if (sources.length !== 1) {
+      ctx.addIssue({ code: 'custom', message: `exactly one of ${KEY_SOURCES.join(', ')} is required${sources.length > 1 ? ` (got ${sources.join(', ')})` : ''}` });
+    }
+  },
+  // Reads only which keys are present, so it runs even when a field failed (a bad algorithms entry
+  // would otherwise hide it until the next run: one message per problem, all at once).
+  { when: (p) => typeof p.value === 'object' && p.value !== null && !Array.isArray(p.value) },
+);
 
 export type AuthConfig = z.output<typeof authSchema>;
 
