@@ -68,6 +68,8 @@ const CASES: [fixture: string, lines: string[], env?: Record<string, string>][] 
       'store.cluster.nodes[2]: expected "host:port" or a redis:// URL with no credentials or path (they have their own fields)',
     ],
   ],
+  // A field that fails (a timeout) does not hide the two-modes problem until the next run.
+  ['store-two-modes-bad-timeout', ['store.commandTimeout: expected a duration like "60s"', 'store: url and cluster are both set: set exactly one of url, cluster, sentinel']],
   ['store-bad-sentinel', ['store.sentinel.name: required', 'store.sentinel.sentinels[1]: expected "host:port"']],
   ['store-credentials-twice', ['store.password: store.url has credentials too: give them in one place'], { REDIS_PASSWORD: 'pw' }],
   ['store-brace-prefix', ['store.keyPrefix: must not contain "{" or "}" (they would become the Redis Cluster hash tag of every key)']],

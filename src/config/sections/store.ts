@@ -56,12 +56,18 @@ export const storeSchema = z
     description: 'Where the shared state lives: exactly one of url (one node, the default), cluster, sentinel.',
     not: { anyOf: [{ required: ['url', 'cluster'] }, { required: ['url', 'sentinel'] }, { required: ['cluster', 'sentinel'] }] },
   })
+  .superRefine(
+    (s, ctx) => {
+      const set = MODES.filter((m) => s[m] !== undefined);
+      if (set.length > 1) {
+        const named = set.length === 2 ? `${set[0]} and ${set[1]} are both set` : 'url, cluster and sentinel are all set';
+        ctx.addIssue({ code: 'custom', message: `${named}: set exactly one of url, cluster, sentinel` });
+      }
+    },
+    // Reads only which modes are present, so it runs even when a field failed: every problem in one go.
+    { when: (p) => typeof p.value === 'object' && p.value !== null && !Array.isArray(p.value) },
+  )
   .superRefine((s, ctx) => {
-    const set = MODES.filter((m) => s[m] !== undefined);
-    if (set.length > 1) {
-      const named = set.length === 2 ? `${set[0]} and ${set[1]} are both set` : 'url, cluster and sentinel are all set';
-      ctx.addIssue({ code: 'custom', message: `${named}: set exactly one of url, cluster, sentinel` });
-    }
     const url = s.url !== undefined && s.url !== 'memory' ? safeUrl(s.url) : undefined;
     if (url && (url.username !== '' || url.password !== '') && (s.username || s.password)) {
       ctx.addIssue({ code: 'custom', path: [s.password ? 'password' : 'username'], message: 'store.url has credentials too: give them in one place' });
