@@ -129,6 +129,25 @@ conflict: { ifMatchStatus: 400 }
     );
   });
 
+  test("auth's cross-field checks run even when a field failed: an unknown algorithm hides neither the key confusion nor a forwarded claim's header", () => {
+    const yaml = `
+auth:
+  secret: "0123456789abcdef0123456789abcdef"
+  algorithms: [HS256, none, RS256]
+  forwardClaims: { Host: sub }
+  clockTolerance: 5
+`;
+    const r = loadConfigText(yaml, {});
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.issues.map((i) => `${i.path}: ${i.message}`).sort()).toEqual([
+      `auth.algorithms[1]: expected one of ${ALGS} ("none" is never allowed)`,
+      'auth.algorithms[2]: RS256 needs a public key, but auth.secret is an HMAC secret',
+      'auth.clockTolerance: expected a duration like "60s"',
+      'auth.forwardClaims.Host: an HTTP protocol header (framing, connection, routing or credentials) cannot carry a claim',
+    ]);
+  });
+
   test('a secret shorter than its hash is a warning, not a refusal', async () => {
     const { code, stdout, stderr } = await runCli(['check', '--config', join(FIX, 'short-secret.yaml')]);
     expect(code).toBe(0);

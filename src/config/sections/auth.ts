@@ -16,6 +16,7 @@ export const ALGORITHMS = [
 ] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];
 export const HMAC_ALGORITHMS: ReadonlySet<string> = new Set(['HS256', 'HS384', 'HS512']);
+const KNOWN_ALGORITHMS: ReadonlySet<string> = new Set(ALGORITHMS);
 /** Used when auth.algorithms is not set and the key source is asymmetric. */
 export const DEFAULT_ASYMMETRIC_ALGORITHMS: Algorithm[] = ['RS256', 'ES256', 'EdDSA'];
 const KEY_SOURCES = ['jwksUrl', 'jwksFile', 'publicKeyFile', 'secret'] as const;
@@ -74,38 +75,39 @@ export const authSchema = z.strictObject({
   /** Remote JWKS: refetch keys this often even when every `kid` is known (rotation). */
   jwksMaxAge: duration().default('10m'),
   jwksTimeout: duration().default('5s'),
-}).superRefine((a, ctx) => {
-  // fetch() refuses a URL with credentials: such a JWKS would never load.
-  if (a.jwksUrl !== undefined && /^[a-z]+:\/\/[^/?#]*@/i.test(a.jwksUrl)) {
-    ctx.addIssue({ code: 'custom', path: ['jwksUrl'], message: 'a user or password in the URL is not supported' });
-  }
-  const hmacSource = a.secret !== undefined;
-  a.algorithms?.forEach((alg, i) => {
-    if (hmacSource && !HMAC_ALGORITHMS.has(alg)) ctx.addIssue({ code: 'custom', path: ['algorithms', i], message: `${alg} needs a public key, but auth.secret is an HMAC secret` });
-    // The key-confusion guard: an HMAC algorithm must never verify with a public key as its secret.
-    if (!hmacSource && HMAC_ALGORITHMS.has(alg)) ctx.addIssue({ code: 'custom', path: ['algorithms', i], message: `${alg} is an HMAC algorithm; it is only allowed with auth.secret` });
-  });
-  const seen = new Set<string>();
-  for (const header of Object.keys(a.forwardClaims)) {
-    const lower = header.toLowerCase();
-    // Written into proxy configs as it is (a Caddyfile's `#` starts a comment, YAML reads `#Org` as
-    // null): letters, digits, `-` and `_` (nginx refuses `_` in its own config: proxy-config says so).
-    if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(header)) ctx.addIssue({ code: 'custom', path: ['forwardClaims', header], message: 'expected letters, digits, "-" and "_" (the proxies\' configs name it as it is)' });
-    else if (GATE_HEADERS.has(lower)) ctx.addIssue({ code: 'custom', path: ['forwardClaims', header], message: 'this header is set by the gate itself' });
-    else if (PROTOCOL_HEADERS.has(lower) || lower.startsWith('content-')) {
-      ctx.addIssue({ code: 'custom', path: ['forwardClaims', header], message: 'an HTTP protocol header (framing, connection, routing or credentials) cannot carry a claim' });
-    } else if (seen.has(lower)) ctx.addIssue({ code: 'custom', path: ['forwardClaims', header], message: 'duplicate header name' });
-    seen.add(lower);
-  }
 }).superRefine(
   (a, ctx) => {
+    // fetch() refuses a URL with credentials: such a JWKS would never load.
+    if (typeof a.jwksUrl === 'string' && /^https?:\/\/[^/?#]*@/i.test(a.jwksUrl)) {
+      ctx.addIssue({ code: 'custom', path: ['jwksUrl'], message: 'a user or password in the URL is not supported' });
+    }
     const sources = KEY_SOURCES.filter((k) => a[k] !== undefined);
     if (sources.length !== 1) {
       ctx.addIssue({ code: 'custom', message: `exactly one of ${KEY_SOURCES.join(', ')} is required${sources.length > 1 ? ` (got ${sources.join(', ')})` : ''}` });
     }
+    const hmacSource = a.secret !== undefined;
+    (Array.isArray(a.algorithms) ? a.algorithms : []).forEach((alg, i) => {
+      if (!KNOWN_ALGORITHMS.has(alg)) return; // its own problem, reported by the field
+      if (hmacSource && !HMAC_ALGORITHMS.has(alg)) ctx.addIssue({ code: 'custom', path: ['algorithms', i], message: `${alg} needs a public key, but auth.secret is an HMAC secret` });
+      // The key-confusion guard: an HMAC algorithm must never verify with a public key as its secret.
+      if (!hmacSource && HMAC_ALGORITHMS.has(alg)) ctx.addIssue({ code: 'custom', path: ['algorithms', i], message: `${alg} is an HMAC algorithm; it is only allowed with auth.secret` });
+    });
+    const seen = new Set<string>();
+    const claims: unknown = a.forwardClaims;
+    for (const header of typeof claims === 'object' && claims !== null && !Array.isArray(claims) ? Object.keys(claims) : []) {
+      const lower = header.toLowerCase();
+      // Written into proxy configs as it is (a Caddyfile's `#` starts a comment, YAML reads `#Org` as
+      // null): letters, digits, `-` and `_` (nginx refuses `_` in its own config: proxy-config says so).
+      if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(header)) ctx.addIssue({ code: 'custom', path: ['forwardClaims', header], message: 'expected letters, digits, "-" and "_" (the proxies\' configs name it as it is)' });
+      else if (GATE_HEADERS.has(lower)) ctx.addIssue({ code: 'custom', path: ['forwardClaims', header], message: 'this header is set by the gate itself' });
+      else if (PROTOCOL_HEADERS.has(lower) || lower.startsWith('content-')) {
+        ctx.addIssue({ code: 'custom', path: ['forwardClaims', header], message: 'an HTTP protocol header (framing, connection, routing or credentials) cannot carry a claim' });
+      } else if (seen.has(lower)) ctx.addIssue({ code: 'custom', path: ['forwardClaims', header], message: 'duplicate header name' });
+      seen.add(lower);
+    }
   },
-  // Reads only which keys are present, so it runs even when a field failed (a bad algorithms entry
-  // would otherwise hide it until the next run: one message per problem, all at once).
+  // Runs even when a field failed (each check reads only what is well-formed), so a bad algorithms
+  // entry does not hide a second key source until the next run: every problem in one go.
   { when: (p) => typeof p.value === 'object' && p.value !== null && !Array.isArray(p.value) },
 );
 
