@@ -76,6 +76,11 @@ describe('config mistakes, each told once with its field', () => {
     ['a missing field says required', `${base}rateLimit: { rules: [{ name: a, limit: 1 }] }\n`, ['rateLimit.rules[0].window: required']],
     ['a bad duration is one line, not two', `${base}rateLimit: { rules: [{ name: a, limit: 1, window: 60 }] }\n`, ['rateLimit.rules[0].window: expected a duration like "60s"']],
     ['metricsPort equal to the admin port', `${base.replace('store:', 'server: { metricsPort: 9090 }\nstore:')}`, ['server.metricsPort: must differ from adminPort (9090)']],
+    [
+      'metricsPort equal to the admin port, told beside another server problem',
+      `${base.replace('store:', 'server: { metricsPort: 9090, methodOverride: nope }\nstore:')}`,
+      ['server.methodOverride: expected reject or ignore', 'server.metricsPort: must differ from adminPort (9090)'],
+    ],
     ['logAllows out of range', `${base.replace('store:', 'server: { logAllows: 2 }\nstore:')}`, ['server.logAllows: expected a number from 0 to 1']],
   ])('%s', async (_n, text, lines, env = {}) => {
     const file = config(`c${Math.random().toString(36).slice(2, 8)}.yaml`, text);

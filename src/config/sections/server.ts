@@ -41,11 +41,15 @@ export const serverSchema = z.strictObject({
   idleTimeout: positiveDuration().default('10s'),
   /** `X-HTTP-Method-Override` and its kin naming another method: `reject` (400) or `ignore`. */
   methodOverride: z.enum(['reject', 'ignore'], { message: 'expected reject or ignore' }).default('reject'),
-}).superRefine((s, ctx) => {
-  if (s.metricsPort !== undefined && s.metricsPort !== 0 && (s.metricsPort === s.port || s.metricsPort === s.adminPort)) {
-    ctx.addIssue({ code: 'custom', path: ['metricsPort'], message: `must differ from ${s.metricsPort === s.port ? 'port' : 'adminPort'} (${s.metricsPort})` });
-  }
-});
+}).superRefine(
+  (s, ctx) => {
+    if (typeof s.metricsPort === 'number' && s.metricsPort !== 0 && (s.metricsPort === s.port || s.metricsPort === s.adminPort)) {
+      ctx.addIssue({ code: 'custom', path: ['metricsPort'], message: `must differ from ${s.metricsPort === s.port ? 'port' : 'adminPort'} (${s.metricsPort})` });
+    }
+  },
+  // Runs even when another field failed: every problem in one go.
+  { when: (p) => typeof p.value === 'object' && p.value !== null && !Array.isArray(p.value) },
+);
 
 export type ServerConfig = z.output<typeof serverSchema>;
 
