@@ -72,6 +72,7 @@ const CASES: [fixture: string, lines: string[], env?: Record<string, string>][] 
   ['store-two-modes-bad-timeout', ['store.commandTimeout: expected a duration like "60s"', 'store: url and cluster are both set: set exactly one of url, cluster, sentinel']],
   ['store-bad-sentinel', ['store.sentinel.name: required', 'store.sentinel.sentinels[1]: expected "host:port"']],
   ['store-credentials-twice', ['store.password: store.url has credentials too: give them in one place'], { REDIS_PASSWORD: 'pw' }],
+  ['store-credentials-twice-bad-timeout', ['store.commandTimeout: expected a duration like "60s"', 'store.password: store.url has credentials too: give them in one place']],
   ['store-brace-prefix', ['store.keyPrefix: must not contain "{" or "}" (they would become the Redis Cluster hash tag of every key)']],
   ['store-cluster', ['REDIS_URL: conflicts with REDIS_CLUSTER_NODES: set only one of REDIS_URL, REDIS_CLUSTER_NODES, REDIS_SENTINELS (with REDIS_SENTINEL_NAME)'], { REDIS_URL: 'redis://10.0.0.9:6379/0', REDIS_CLUSTER_NODES: '10.0.0.1:6379' }],
   ['store-cluster', ['REDIS_SENTINEL_NAME: required when REDIS_SENTINELS is set (the name the sentinels monitor the master under)'], { REDIS_SENTINELS: '10.0.0.1:26379' }],

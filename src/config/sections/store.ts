@@ -63,16 +63,14 @@ export const storeSchema = z
         const named = set.length === 2 ? `${set[0]} and ${set[1]} are both set` : 'url, cluster and sentinel are all set';
         ctx.addIssue({ code: 'custom', message: `${named}: set exactly one of url, cluster, sentinel` });
       }
+      const url = typeof s.url === 'string' && s.url !== 'memory' ? safeUrl(s.url) : undefined;
+      if (url && (url.username !== '' || url.password !== '') && (s.username || s.password)) {
+        ctx.addIssue({ code: 'custom', path: [s.password ? 'password' : 'username'], message: 'store.url has credentials too: give them in one place' });
+      }
     },
-    // Reads only which modes are present, so it runs even when a field failed: every problem in one go.
+    // Runs even when a field failed (each check reads only what is well-formed): every problem in one go.
     { when: (p) => typeof p.value === 'object' && p.value !== null && !Array.isArray(p.value) },
   )
-  .superRefine((s, ctx) => {
-    const url = s.url !== undefined && s.url !== 'memory' ? safeUrl(s.url) : undefined;
-    if (url && (url.username !== '' || url.password !== '') && (s.username || s.password)) {
-      ctx.addIssue({ code: 'custom', path: [s.password ? 'password' : 'username'], message: 'store.url has credentials too: give them in one place' });
-    }
-  })
   // `url` is the default only when no other mode is given.
   .transform((s) => (s.cluster === undefined && s.sentinel === undefined && s.url === undefined ? { ...s, url: DEFAULT_STORE_URL } : s));
 
