@@ -9,6 +9,7 @@ import { configJsonSchema } from '../../src/config/schema.js';
 import { ROOT, runCli } from '../helpers/gate.js';
 
 const FIX = join(ROOT, 'test/fixtures/config');
+const SECRET = 'auth: { secret: "0123456789abcdef0123456789abcdef" }\n';
 const ALGS = 'HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA, Ed25519';
 
 const CASES: [fixture: string, lines: string[], env?: Record<string, string>][] = [
@@ -128,6 +129,19 @@ conflict: { ifMatchStatus: 400 }
         'rateLimit.rules[1].path: "*" may only be the last segment',
       ].sort(),
     );
+  });
+
+  test.each([
+    ['a blank secret beside another key source', 'auth:\n  jwksFile: j.json\n  secret:\n  algorithms: [ES256]\n', ['auth.secret: expected a string, got null']],
+    ['a blank secret alone', 'auth:\n  secret: ~\n  algorithms: [HS256]\n', ['auth.secret: expected a string, got null']],
+    ['an http(s) JWKS URL that does not parse', 'auth:\n  jwksUrl: "https://u:p@host:99999/jwks"\n', ['auth.jwksUrl: expected an http(s) URL']],
+    ['a blank store url beside a cluster', `${SECRET}store:\n  url:\n  cluster: { nodes: ["10.0.0.1:6379"] }\n`, ['store.url: expected a string, got null']],
+    ['a malformed password beside a URL with credentials', `${SECRET}store:\n  url: redis://a:b@h:6379/0\n  password: { a: 1 }\n`, ['store.password: expected a string, got a mapping']],
+  ])('a field written but malformed is one problem, not also a cross-field one: %s', (_name, yaml, lines) => {
+    const r = loadConfigText(yaml, {});
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.issues.map((i) => `${i.path}: ${i.message}`)).toEqual(lines);
   });
 
   test("auth's cross-field checks run even when a field failed: an unknown algorithm hides neither the key confusion nor a forwarded claim's header", () => {

@@ -78,15 +78,19 @@ export const authSchema = z.strictObject({
 }).superRefine(
   (a, ctx) => {
     // fetch() refuses a URL with credentials: such a JWKS would never load.
-    if (typeof a.jwksUrl === 'string' && /^https?:\/\/[^/?#]*@/i.test(a.jwksUrl)) {
+    if (typeof a.jwksUrl === 'string' && URL.canParse(a.jwksUrl) && /^https?:\/\/[^/?#]*@/i.test(a.jwksUrl)) {
       ctx.addIssue({ code: 'custom', path: ['jwksUrl'], message: 'a user or password in the URL is not supported' });
     }
-    const sources = KEY_SOURCES.filter((k) => a[k] !== undefined);
-    if (sources.length !== 1) {
+    // A source written with nothing (`secret: ~`) is its field's problem: neither none nor a second one.
+    const written = KEY_SOURCES.filter((k) => a[k] !== undefined);
+    const sources = written.filter((k) => a[k] !== null);
+    if (written.length === 0 || sources.length > 1) {
       ctx.addIssue({ code: 'custom', message: `exactly one of ${KEY_SOURCES.join(', ')} is required${sources.length > 1 ? ` (got ${sources.join(', ')})` : ''}` });
     }
-    const hmacSource = a.secret !== undefined;
-    (Array.isArray(a.algorithms) ? a.algorithms : []).forEach((alg, i) => {
+    // Which algorithms fit depends on the secret: unknown while it is malformed.
+    const hmacSource = typeof a.secret === 'string';
+    const algorithms = a.secret === undefined || hmacSource ? a.algorithms : undefined;
+    (Array.isArray(algorithms) ? algorithms : []).forEach((alg, i) => {
       if (!KNOWN_ALGORITHMS.has(alg)) return; // its own problem, reported by the field
       if (hmacSource && !HMAC_ALGORITHMS.has(alg)) ctx.addIssue({ code: 'custom', path: ['algorithms', i], message: `${alg} needs a public key, but auth.secret is an HMAC secret` });
       // The key-confusion guard: an HMAC algorithm must never verify with a public key as its secret.

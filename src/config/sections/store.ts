@@ -58,14 +58,17 @@ export const storeSchema = z
   })
   .superRefine(
     (s, ctx) => {
-      const set = MODES.filter((m) => s[m] !== undefined);
+      // A mode written with nothing (`url: ~`) is its field's problem, not a second mode.
+      const set = MODES.filter((m) => s[m] !== undefined && s[m] !== null);
       if (set.length > 1) {
         const named = set.length === 2 ? `${set[0]} and ${set[1]} are both set` : 'url, cluster and sentinel are all set';
         ctx.addIssue({ code: 'custom', message: `${named}: set exactly one of url, cluster, sentinel` });
       }
       const url = typeof s.url === 'string' && s.url !== 'memory' ? safeUrl(s.url) : undefined;
-      if (url && (url.username !== '' || url.password !== '') && (s.username || s.password)) {
-        ctx.addIssue({ code: 'custom', path: [s.password ? 'password' : 'username'], message: 'store.url has credentials too: give them in one place' });
+      const password = typeof s.password === 'string' && s.password !== '';
+      const username = typeof s.username === 'string' && s.username !== '';
+      if (url && (url.username !== '' || url.password !== '') && (username || password)) {
+        ctx.addIssue({ code: 'custom', path: [password ? 'password' : 'username'], message: 'store.url has credentials too: give them in one place' });
       }
     },
     // Runs even when a field failed (each check reads only what is well-formed): every problem in one go.
