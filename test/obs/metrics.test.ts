@@ -167,10 +167,14 @@ conflict:
   claim: { enabled: true, lease: 5s }
   resources: [{ path: "/api/orders/:id", key: "orders:{id}", require: if-match }]
 `,
-      { files: { 'jwks.json': JSON.stringify(jwks(key)) } },
+      { files: { 'jwks.json': JSON.stringify(jwks(key)) }, adminToken: ADMIN },
     );
     try {
       const h = { Authorization: `Bearer ${await sign(key)}`, 'If-Match': '"3"' };
+      // Explain is not traffic: the same write explained through the admin API counts nothing.
+      const explained = await down.admin.request('/explain', { method: 'POST', headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ method: 'PUT', uri: '/api/orders/1', headers: h }) });
+      expect(explained.status).toBe(200);
+      expect(total(await scrape(down), 'conflict_gate_store_errors_total')).toBe(0);
       // The replay of a first call whose answer was not kept: evaluated, never a 2xx (nginx would answer the client with it).
       expect((await down.auth('PUT', '/api/orders/1', { ...h, 'X-Request-Id': 'req-replay-dead-01', 'X-Auth-Replay': '409' })).status).toBe(503);
       const m1 = await scrape(down);
