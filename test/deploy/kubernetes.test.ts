@@ -144,7 +144,7 @@ describe('the gate Deployment', () => {
     expect(container.resources.requests).toMatchObject({ cpu: expect.any(String), memory: expect.any(String) });
     expect(container.resources.limits.memory).toEqual(expect.any(String));
     const mi = (q: string) => Number(/^(\d+)Mi$/.exec(q)?.[1] ?? NaN);
-    // npm run bench's memory check: ~135 MiB retained with full caches (a million distinct tokens), peaks ~205 MiB between collections.
+    // npm run bench's memory check: ~135 MiB retained with a full token cache (a million distinct tokens), peaks ~205 MiB between collections.
     expect(mi(container.resources.requests.memory)).toBeGreaterThanOrEqual(150);
     expect(mi(container.resources.limits.memory)).toBeGreaterThanOrEqual(240);
   });
