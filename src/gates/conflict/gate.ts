@@ -325,7 +325,8 @@ export class ConflictGate {
       const v = await store.getVersion(key);
       return { version: v === null ? { kind: 'missing' } : { kind: 'found', version: v }, lease: { kind: 'off' } };
     } catch (err) {
-      if (traffic) metrics.storeError(store.kind, claim.enabled ? 'claim' : 'get_version', storeErrorCode(err));
+      // A replay runs claim mode's read without taking the lease: peek_claim, not claim.
+      if (traffic) metrics.storeError(store.kind, !claim.enabled ? 'get_version' : mode === 'live' ? 'claim' : 'peek_claim', storeErrorCode(err));
       return { version: { kind: 'store_error' }, lease: { kind: 'off' } };
     }
   }
