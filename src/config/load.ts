@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument, parse as parseYamlScalar } from 'yaml';
 import type { z } from 'zod';
-import type { ConfigIssue } from './primitives.js';
+import { isMapping, type ConfigIssue } from './primitives.js';
 import { configSchema, type Config } from './schema.js';
 import { applyStoreEnv } from './sections/store.js';
 
@@ -201,7 +201,7 @@ const PORT_RE = /^\d{1,5}$/;
 function applyEnvOverrides(root: Record<string, unknown>, env: Env, issues: ConfigIssue[]): void {
   const section = (name: string): Record<string, unknown> => {
     const existing = root[name];
-    if (typeof existing === 'object' && existing !== null && !Array.isArray(existing)) return existing as Record<string, unknown>;
+    if (isMapping(existing)) return existing;
     const created: Record<string, unknown> = {};
     if (existing === undefined || existing === null) root[name] = created;
     return created;

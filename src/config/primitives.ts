@@ -28,6 +28,18 @@ export const method = z.enum(METHODS, { message: `expected one of ${METHODS.join
 
 /** `enforce` answers with the denial; `shadow` allows, and says in X-Gate-Shadow what it would have denied. */
 export const mode = z.enum(['enforce', 'shadow'], { message: 'expected enforce or shadow' });
+
+/** A YAML mapping: an object, not a list or null. */
+export function isMapping(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Options for a mapping's cross-field refinement: run it even when one of the mapping's fields
+ * failed (zod skips a refinement after an aborting issue), so one `check` run tells every problem.
+ * Such a refinement reads only the values that are well-formed.
+ */
+export const WITH_FIELD_PROBLEMS = { when: (payload: { value: unknown }) => isMapping(payload.value) };
 export type Mode = z.output<typeof mode>;
 
 const PATH_RE = /^\/[^\s?#]*$/;

@@ -4,7 +4,7 @@ import { createLocalJWKSet, importSPKI, importX509, type JSONWebKeySet } from 'j
 import { z } from 'zod';
 import { durationMs } from '../../core/durations.js';
 import { compileRoute, compileRouteEntry, type Route, type RouteOptions } from '../../core/routes.js';
-import { duration, headerName, method, mode, pathPattern, route, type IssueSink, type Mode } from '../primitives.js';
+import { duration, headerName, isMapping, method, mode, pathPattern, route, WITH_FIELD_PROBLEMS, type IssueSink, type Mode } from '../primitives.js';
 
 /** Algorithms jose can verify; `none` is deliberately absent. */
 export const ALGORITHMS = [
@@ -98,7 +98,7 @@ export const authSchema = z.strictObject({
     });
     const seen = new Set<string>();
     const claims: unknown = a.forwardClaims;
-    for (const header of typeof claims === 'object' && claims !== null && !Array.isArray(claims) ? Object.keys(claims) : []) {
+    for (const header of isMapping(claims) ? Object.keys(claims) : []) {
       const lower = header.toLowerCase();
       // Written into proxy configs as it is (a Caddyfile's `#` starts a comment, YAML reads `#Org` as
       // null): letters, digits, `-` and `_` (nginx refuses `_` in its own config: proxy-config says so).
@@ -110,9 +110,8 @@ export const authSchema = z.strictObject({
       seen.add(lower);
     }
   },
-  // Runs even when a field failed (each check reads only what is well-formed), so a bad algorithms
-  // entry does not hide a second key source until the next run: every problem in one go.
-  { when: (p) => typeof p.value === 'object' && p.value !== null && !Array.isArray(p.value) },
+  // A bad algorithms entry does not hide a second key source until the next run.
+  WITH_FIELD_PROBLEMS,
 );
 
 export type AuthConfig = z.output<typeof authSchema>;

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { durationMs } from '../../core/durations.js';
 import { UNSAFE_METHODS } from '../../core/http.js';
 import { compileRoute, type Route, type RouteOptions } from '../../core/routes.js';
-import { mode, pathPattern, positiveDuration, type Mode } from '../primitives.js';
+import { mode, pathPattern, positiveDuration, WITH_FIELD_PROBLEMS, type Mode } from '../primitives.js';
 
 /** What a path parameter may hold; see CompiledResource.key. */
 export const ID_FORMS = ['any', 'integer', 'uuid'] as const;
@@ -28,8 +28,7 @@ const resource = z.strictObject({
       if (!params.has(p)) ctx.addIssue({ code: 'custom', path: ['params', p], message: `${p} is not a parameter of the path ${r.path}` });
     }
   },
-  // Run even when another field has a problem, so every problem is reported in one go.
-  { when: (payload) => typeof payload.value === 'object' && payload.value !== null },
+  WITH_FIELD_PROBLEMS,
 );
 
 const DURATION_RE = /^\d+(ms|s|m|h)$/;
@@ -53,7 +52,7 @@ const idempotencyRule = z
         ctx.addIssue({ code: 'custom', path: ['ttl'], message: `expected at least inFlight (${r.inFlight})` });
       }
     },
-    { when: (payload) => typeof payload.value === 'object' && payload.value !== null },
+    WITH_FIELD_PROBLEMS,
   );
 
 export const conflictSchema = z.strictObject({

@@ -5,7 +5,7 @@ import { durationMs } from '../../core/durations.js';
 import type { IpClassifier } from '../../core/forwarded.js';
 import type { PathSemantics } from '../../core/paths.js';
 import { ipv4Number, ipv4Ranges } from '../../core/ip.js';
-import { cidr, duration, parseCidr, positiveDuration } from '../primitives.js';
+import { cidr, duration, parseCidr, positiveDuration, WITH_FIELD_PROBLEMS } from '../primitives.js';
 
 export const DEFAULT_TRUSTED_PROXIES = [
   '127.0.0.0/8', '::1/128', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7',
@@ -47,8 +47,7 @@ export const serverSchema = z.strictObject({
       ctx.addIssue({ code: 'custom', path: ['metricsPort'], message: `must differ from ${s.metricsPort === s.port ? 'port' : 'adminPort'} (${s.metricsPort})` });
     }
   },
-  // Runs even when another field failed: every problem in one go.
-  { when: (p) => typeof p.value === 'object' && p.value !== null && !Array.isArray(p.value) },
+  WITH_FIELD_PROBLEMS,
 );
 
 export type ServerConfig = z.output<typeof serverSchema>;

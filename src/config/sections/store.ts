@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { durationMs } from '../../core/durations.js';
 import { parseHostPort, parseNodeAddress, redisUrlProblem, type RedisAddress } from '../../store/redis/address.js';
-import { duration } from '../primitives.js';
+import { duration, WITH_FIELD_PROBLEMS } from '../primitives.js';
 
 export const DEFAULT_STORE_URL = 'redis://127.0.0.1:6379/0';
 const MODES = ['url', 'cluster', 'sentinel'] as const;
@@ -71,8 +71,7 @@ export const storeSchema = z
         ctx.addIssue({ code: 'custom', path: [password ? 'password' : 'username'], message: 'store.url has credentials too: give them in one place' });
       }
     },
-    // Runs even when a field failed (each check reads only what is well-formed): every problem in one go.
-    { when: (p) => typeof p.value === 'object' && p.value !== null && !Array.isArray(p.value) },
+    WITH_FIELD_PROBLEMS,
   )
   // `url` is the default only when no other mode is given.
   .transform((s) => (s.cluster === undefined && s.sentinel === undefined && s.url === undefined ? { ...s, url: DEFAULT_STORE_URL } : s));
