@@ -393,15 +393,17 @@ async function main(): Promise<void> {
       // Retained = what is left once the garbage is collected: RSS after a full GC (V8 keeps some freed
       // pages, so this is an upper bound of the heap after GC). Final and peak RSS include garbage not yet collected.
       // null when the check ran without --expose-gc: then no verdict, never a pass.
-      const retained = memory.rssAfterGcMb === null ? null : Number(memory.rssAfterGcMb);
-      const retainedVerdict = retained === null ? 'UNKNOWN (no --expose-gc)' : retained < 150 ? 'under' : 'OVER';
-      memory.verdict = { cacheBounded: bounded, rssFlatOverLastHalf: flat, retainedUnder150: retained === null ? null : retained < 150, finalUnder150: Number(memory.rssMb) < 150, peakUnder150: Number(memory.maxRssMb) < 150 };
+      const retainedUnder150 = memory.rssAfterGcMb === null ? null : Number(memory.rssAfterGcMb) < 150;
+      const finalUnder150 = Number(memory.rssMb) < 150;
+      const peakUnder150 = Number(memory.maxRssMb) < 150;
+      memory.verdict = { cacheBounded: bounded, rssFlatOverLastHalf: flat, retainedUnder150, finalUnder150, peakUnder150 };
+      const under = (ok: boolean) => (ok ? 'under' : 'OVER');
       console.log(
         `  retained (rss after a full GC) ${String(memory.rssAfterGcMb)} MB, heap after full GC ${String(memory.heapAfterGcMb)} MB; final rss ${String(memory.rssMb)} MB, peak rss ${String(memory.maxRssMb)} MB (at start ${String(memory.startRssMb)} MB), ` +
           `cached tokens ${String(memory.cachedTokens)} of ${String(memory.cacheSize)}, ${String(memory.verifiesPerS)} verifies/s`,
       );
       console.log(
-        `  → cache ${bounded ? 'bounded' : 'NOT BOUNDED'}; retained ${retainedVerdict} 150 MB (the target); rss ${flat ? 'flat' : 'still moving'} over the last half (garbage between collections); final ${Number(memory.rssMb) < 150 ? 'under' : 'OVER'} 150 MB, peak ${Number(memory.maxRssMb) < 150 ? 'under' : 'OVER'} 150 MB (with garbage not yet collected)`,
+        `  → cache ${bounded ? 'bounded' : 'NOT BOUNDED'}; retained ${retainedUnder150 === null ? 'UNKNOWN (no --expose-gc)' : under(retainedUnder150)} 150 MB (the target); rss ${flat ? 'flat' : 'still moving'} over the last half (garbage between collections); final ${under(finalUnder150)} 150 MB, peak ${under(peakUnder150)} 150 MB (with garbage not yet collected)`,
       );
     }
   }
