@@ -27,11 +27,11 @@ export interface ConflictContext {
   caller: Caller;
   body?: BodyStream;
   /**
-   * The call is /auth traffic, so a store error it meets is counted in the metrics. Unset: live
-   * mode is traffic, explain (the CLI, the admin API) is not; an nginx replay that cannot reach the
-   * API runs as explain and is traffic all the same.
+   * The call is /auth traffic, so a store error it meets is counted in the metrics: explain (the
+   * CLI, the admin API) is not; an nginx replay that cannot reach the API runs as explain and is
+   * traffic all the same.
    */
-  traffic?: boolean;
+  traffic: boolean;
 }
 
 export interface ConflictCheck {
@@ -136,7 +136,7 @@ export class ConflictGate {
    *    lease it took given back): a write refused at the edge never reached the upstream, so the
    *    client may fix it and send it again with the same key.
    */
-  check(facts: RequestFacts, mode: RunMode = 'live', ctx: ConflictContext = { caller: ANONYMOUS }): ConflictCheck | Promise<ConflictCheck> {
+  check(facts: RequestFacts, mode: RunMode = 'live', ctx: ConflictContext = { caller: ANONYMOUS, traffic: mode === 'live' }): ConflictCheck | Promise<ConflictCheck> {
     // Reads, and writes no rule names, are answered synchronously (no promise, no allocation).
     if (!UNSAFE.has(facts.method)) return NOT_A_WRITE;
     const rule = this.idem.empty ? undefined : this.idem.ruleFor(facts);
@@ -199,8 +199,7 @@ export class ConflictGate {
     }
 
     // 2. The store, both calls at once.
-    const traffic = ctx.traffic ?? mode === 'live';
-    const [rec, ver] = await Promise.all([plan ? this.record(plan, facts, mode, traffic, ctx.body) : undefined, res ? this.readVersion(res.key, mode, traffic) : undefined]);
+    const [rec, ver] = await Promise.all([plan ? this.record(plan, facts, mode, ctx.traffic, ctx.body) : undefined, res ? this.readVersion(res.key, mode, ctx.traffic) : undefined]);
     const giveLeaseBack = () => {
       if (res && ver?.token !== undefined && ver.lease.kind === 'taken') this.release(res.key, ver.token);
     };
